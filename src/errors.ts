@@ -1,0 +1,58 @@
+/**
+ * Error classes of the client. Each carries a stable string `code` so callers
+ * (and the Fastify plugin) can branch without parsing messages.
+ */
+
+/** Base class of every error this package creates on purpose. */
+export abstract class RedisConnError extends Error {
+  /** Stable machine-readable code, e.g. `REDIS_TIMEOUT`. */
+  abstract readonly code: string;
+}
+
+/**
+ * An error reply from the server (`-ERR ...`, `!` blob error). `code` is the
+ * first word of the message (`ERR`, `WRONGTYPE`, `NOSCRIPT`, ...). Not fatal:
+ * the connection stays usable.
+ */
+export class RedisError extends RedisConnError {
+  override readonly name = 'RedisError';
+  readonly code: string;
+  constructor(message: string) {
+    super(message);
+    const space = message.indexOf(' ');
+    this.code = space > 0 ? message.slice(0, space) : message || 'ERR';
+  }
+}
+
+/** The bytes on the wire are not valid RESP. Fatal for the connection. */
+export class ProtocolError extends RedisConnError {
+  override readonly name = 'ProtocolError';
+  readonly code = 'REDIS_PROTOCOL';
+}
+
+/** A connect, read or write deadline passed. Fatal for the connection. */
+export class TimeoutError extends RedisConnError {
+  override readonly name = 'TimeoutError';
+  readonly code = 'REDIS_TIMEOUT';
+}
+
+/**
+ * The connection is closed: by `close()`, by the server (EOF, CLIENT KILL),
+ * by a socket error (the original is in `cause`), or by an aborted call.
+ */
+export class ConnClosedError extends RedisConnError {
+  override readonly name = 'ConnClosedError';
+  readonly code = 'REDIS_CONN_CLOSED';
+}
+
+/** `Pool.get()` with `wait: false` found every slot of `maxActive` in use. */
+export class PoolExhaustedError extends RedisConnError {
+  override readonly name = 'PoolExhaustedError';
+  readonly code = 'REDIS_POOL_EXHAUSTED';
+}
+
+/** The pool was closed; no connection can be borrowed any more. */
+export class PoolClosedError extends RedisConnError {
+  override readonly name = 'PoolClosedError';
+  readonly code = 'REDIS_POOL_CLOSED';
+}
