@@ -1,0 +1,439 @@
+/**
+ * Conn: one exclusive connection to a Redis server, with redigo's
+ * `do / send / flush / receive` model.
+ *
+ * Replies are matched to calls in the order the calls claimed them: `do`
+ * claims every reply still owed plus its own, `receive` claims the next one.
+ * Any fatal error (I/O, EOF, protocol, timeout, abort, close) breaks the
+ * connection once: `err()` returns it and every later call rejects with it.
+ */
+import type { Socket } from 'node:net';
+import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from './errors.js';
+import { Fifo } from './fifo.js';
+import { Decoder, NEED_MORE, type Reply } from './resp/decode.js';
+import { CommandWriter, type Arg } from './resp/encode.js';
+
+/** An exclusive Redis connection. Not for concurrent use by unrelated callers. */
+export interface Conn extends AsyncDisposable {
+  /**
+   * Sends a command (plus anything buffered by `send`) and reads every reply
+   * still owed, then this one. Resolves the last reply; rejects with the first
+   * error reply among them (a {@link RedisError}; the connection stays usable),
+   * or with the fatal error when the connection breaks. `do('')` only flushes
+   * and resolves the array of all owed replies, error replies included as values.
+   * A bad argument rejects with `TypeError` before anything is written.
+   */
+  do(cmd: string, ...args: Arg[]): Promise<Reply>;
+  /** `do` with its own read deadline instead of the connection's read timeout. */
+  doWithTimeout(timeoutMs: number, cmd: string, ...args: Arg[]): Promise<Reply>;
+  /** `do` cancelled by `signal`. Aborting breaks the connection (its replies would be lost). */
+  doWithSignal(signal: AbortSignal, cmd: string, ...args: Arg[]): Promise<Reply>;
+  /**
+   * Buffers a command without writing it. Throws `TypeError` on a bad
+   * argument (nothing buffered) and the fatal error on a broken connection.
+   */
+  send(cmd: string, ...args: Arg[]): void;
+  /** Writes what `send` buffered; resolves once handed to the OS. */
+  flush(): Promise<void>;
+  /**
+   * The next reply. An error reply rejects with {@link RedisError}. Waits
+   * without the read timeout when no reply is owed (pub/sub listening).
+   */
+  receive(): Promise<Reply>;
+  /** `receive` with a deadline; passing it breaks the connection. */
+  receiveWithTimeout(timeoutMs: number): Promise<Reply>;
+  /** `receive` cancelled by `signal`; aborting breaks the connection. */
+  receiveWithSignal(signal: AbortSignal): Promise<Reply>;
+  /** Null while usable; the fatal error once broken or closed. */
+  err(): Error | null;
+  /** Closes the connection (a pooled one goes back to its pool). Safe to call twice. */
+  close(): Promise<void>;
+  /** The RESP version spoken: 2, or 3 after `HELLO 3`. */
+  readonly protocol: 2 | 3;
+}
+
+/** Options of {@link newConn}. */
+export interface ConnOptions {
+  /** Deadline for owed replies, reset by any traffic. 0 = none. Default 0. */
+  readTimeoutMs?: number;
+  /** Deadline for a backed-up write to drain. 0 = none. Default 0. */
+  writeTimeoutMs?: number;
+  /** Return bulk strings as UTF-8 strings instead of Buffers. */
+  decodeStrings?: boolean;
+  /** Protocol spoken on this socket (set after a successful `HELLO 3`). */
+  protocol?: 2 | 3;
+  /** Name used in error messages, e.g. the dialed address. */
+  name?: string;
+}
+
+const enum ClaimKind {
+  /** `do`: the owed replies; settles with the last one or the first error. */
+  Do,
+  /** `do('')`: the owed replies as an array, errors included. */
+  Drain,
+  /** `receive`: the next reply of any kind. */
+  Receive,
+}
+
+/** A RESP3 push that is not an answer to a command (a message, an invalidation). */
+class OutOfBand {
+  constructor(readonly reply: Reply) {}
+}
+
+type Inbound = Reply | OutOfBand;
+
+/** Push kinds that answer a command; every other push arrives unasked. */
+const IN_BAND_PUSHES = new Set(['subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe']);
+
+function pushKind(reply: Reply): string {
+  const first = Array.isArray(reply) ? reply[0] : undefined;
+  return typeof first === 'string' ? first : Buffer.isBuffer(first) ? first.toString('latin1') : '';
+}
+
+/** One outstanding read: a call waiting for `remaining` replies. */
+class Claim {
+  remaining: number;
+  last: Reply = null;
+  error: RedisError | null = null;
+  readonly all: Reply[] | null;
+  resolve!: (reply: Reply) => void;
+  reject!: (err: unknown) => void;
+  timer: NodeJS.Timeout | null = null;
+  signal: AbortSignal | null = null;
+  /** True when the connection's read timeout applies (no own deadline, a reply is owed). */
+  usesReadTimeout = false;
+
+  constructor(
+    readonly conn: NetConn,
+    readonly kind: ClaimKind,
+    count: number,
+  ) {
+    this.remaining = count;
+    this.all = kind === ClaimKind.Drain ? [] : null;
+  }
+
+  /** Takes one reply; true when the claim is now complete. */
+  take(reply: Reply): boolean {
+    if (this.all !== null) this.all.push(reply);
+    else {
+      this.last = reply;
+      if (this.error === null && reply instanceof RedisError) this.error = reply;
+    }
+    return --this.remaining <= 0;
+  }
+
+  settle(): void {
+    this.disarm();
+    if (this.all !== null) this.resolve(this.all);
+    else if (this.error !== null) this.reject(this.error);
+    else this.resolve(this.last);
+  }
+
+  fail(err: unknown): void {
+    this.disarm();
+    this.reject(err);
+  }
+
+  disarm(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.signal !== null) {
+      this.signal.removeEventListener('abort', this);
+      this.signal = null;
+    }
+  }
+
+  /** The abort listener (an object listener, so no closure per call). */
+  handleEvent(): void {
+    const reason: unknown = this.signal?.reason;
+    this.conn.abandon(this, reason, new ConnClosedError(`redisconn: ${this.conn.name}: connection closed: a call was aborted`, { cause: reason }));
+  }
+}
+
+function claimTimedOut(claim: Claim, timeoutMs: number): void {
+  claim.timer = null;
+  const err = new TimeoutError(`redisconn: ${claim.conn.name}: no reply within ${timeoutMs} ms`);
+  claim.conn.abandon(claim, err, err);
+}
+
+function checkTimeout(timeoutMs: number): void {
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new RangeError(`redisconn: timeout must be a non-negative number of ms, got ${timeoutMs}`);
+}
+
+/** The socket-backed {@link Conn}. Create with `dial`, `dialURL` or {@link newConn}. */
+class NetConn implements Conn {
+  readonly name: string;
+  protocol: 2 | 3;
+  private readonly socket: Socket;
+  private readonly decoder: Decoder;
+  private readonly writer = new CommandWriter();
+  private readonly claims = new Fifo<Claim>();
+  /** Replies that arrived before anyone claimed them (and parked pushes). */
+  private readonly inbox: Inbound[] = [];
+  /** Commands written whose replies nobody has claimed yet. */
+  private pending = 0;
+  private fatal: Error | null = null;
+  private closed: Promise<void> | null = null;
+  private readonly readTimeoutMs: number;
+  private readonly writeTimeoutMs: number;
+  private writeTimer: NodeJS.Timeout | null = null;
+
+  constructor(socket: Socket, options: ConnOptions = {}) {
+    this.socket = socket;
+    this.name = options.name ?? `${socket.remoteAddress ?? 'socket'}:${socket.remotePort ?? ''}`;
+    this.protocol = options.protocol ?? 2;
+    this.readTimeoutMs = options.readTimeoutMs ?? 0;
+    this.writeTimeoutMs = options.writeTimeoutMs ?? 0;
+    this.decoder = new Decoder({ decodeStrings: options.decodeStrings ?? false });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err: Error) => this.fail(new ConnClosedError(`redisconn: ${this.name}: ${err.message}`, { cause: err })));
+    socket.on('close', () => this.onClose());
+    socket.on('drain', () => this.clearWriteTimer());
+    if (this.readTimeoutMs > 0) {
+      socket.setTimeout(this.readTimeoutMs);
+      socket.on('timeout', () => this.onIdle());
+    }
+  }
+
+  err(): Error | null {
+    return this.fatal;
+  }
+
+  do(cmd: string, ...args: Arg[]): Promise<Reply> {
+    return this.call(cmd, args, 0, null);
+  }
+
+  doWithTimeout(timeoutMs: number, cmd: string, ...args: Arg[]): Promise<Reply> {
+    try {
+      checkTimeout(timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.call(cmd, args, timeoutMs, null);
+  }
+
+  doWithSignal(signal: AbortSignal, cmd: string, ...args: Arg[]): Promise<Reply> {
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return this.call(cmd, args, 0, signal);
+  }
+
+  send(cmd: string, ...args: Arg[]): void {
+    if (this.fatal !== null) throw this.fatal;
+    this.writer.write(cmd, args);
+    this.pending++;
+  }
+
+  flush(): Promise<void> {
+    if (this.fatal !== null) return Promise.reject(this.fatal);
+    return new Promise((resolve, reject) => {
+      if (!this.writeOut(resolve, reject)) resolve();
+    });
+  }
+
+  receive(): Promise<Reply> {
+    return this.read(0, null);
+  }
+
+  receiveWithTimeout(timeoutMs: number): Promise<Reply> {
+    try {
+      checkTimeout(timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.read(timeoutMs, null);
+  }
+
+  receiveWithSignal(signal: AbortSignal): Promise<Reply> {
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return this.read(0, signal);
+  }
+
+  close(): Promise<void> {
+    if (this.closed === null) {
+      this.fail(new ConnClosedError(`redisconn: ${this.name}: connection closed`));
+      this.closed = this.socket.closed
+        ? Promise.resolve()
+        : new Promise((resolve) => this.socket.once('close', () => resolve()));
+    }
+    return this.closed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private call(cmd: string, args: Arg[], timeoutMs: number, signal: AbortSignal | null): Promise<Reply> {
+    if (this.fatal !== null) return Promise.reject(this.fatal);
+    let kind = ClaimKind.Do;
+    if (cmd === '') {
+      kind = ClaimKind.Drain;
+    } else {
+      try {
+        this.writer.write(cmd, args);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      this.pending++;
+    }
+    const count = this.pending;
+    this.pending = 0;
+    this.writeOut(null, null);
+    return this.claim(kind, count, timeoutMs, signal);
+  }
+
+  private read(timeoutMs: number, signal: AbortSignal | null): Promise<Reply> {
+    if (this.fatal !== null) return Promise.reject(this.fatal);
+    const owed = this.pending > 0;
+    if (owed) this.pending--;
+    return this.claim(ClaimKind.Receive, 1, timeoutMs, signal, owed);
+  }
+
+  private claim(kind: ClaimKind, count: number, timeoutMs: number, signal: AbortSignal | null, owed = count > 0): Promise<Reply> {
+    const claim = new Claim(this, kind, count);
+    const promise = new Promise<Reply>((resolve, reject) => {
+      claim.resolve = resolve;
+      claim.reject = reject;
+    });
+    if (this.takeFromInbox(claim)) {
+      claim.settle();
+      return promise;
+    }
+    if (timeoutMs > 0) claim.timer = setTimeout(claimTimedOut, timeoutMs, claim, timeoutMs);
+    else claim.usesReadTimeout = owed && this.readTimeoutMs > 0;
+    if (signal !== null) {
+      claim.signal = signal;
+      signal.addEventListener('abort', claim);
+    }
+    this.claims.push(claim);
+    return promise;
+  }
+
+  /** Satisfies a new claim from replies that arrived unclaimed; true when complete. */
+  private takeFromInbox(claim: Claim): boolean {
+    const inbox = this.inbox;
+    if (claim.remaining === 0) return true;
+    if (inbox.length === 0 || this.claims.length > 0) return false;
+    if (claim.kind === ClaimKind.Receive) {
+      const item = inbox.shift() as Inbound;
+      return claim.take(item instanceof OutOfBand ? item.reply : item);
+    }
+    for (let i = 0; i < inbox.length; ) {
+      const item = inbox[i] as Inbound;
+      if (item instanceof OutOfBand) {
+        i++;
+        continue;
+      }
+      inbox.splice(i, 1);
+      if (claim.take(item)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Writes what the writer holds. `done`/`failed` are called when the bytes
+   * reach the OS or the write fails. Returns false when there was nothing.
+   */
+  private writeOut(done: (() => void) | null, failed: ((err: unknown) => void) | null): boolean {
+    const data = this.writer.take();
+    if (data === null) return false;
+    const socket = this.socket;
+    const callback = done === null ? undefined : (err?: Error | null) => (err ? (failed as (e: unknown) => void)(this.fatal ?? err) : done());
+    let flowing: boolean;
+    if (Buffer.isBuffer(data)) {
+      flowing = socket.write(data, callback);
+    } else {
+      socket.cork();
+      const last = data.length - 1;
+      flowing = true;
+      for (let i = 0; i < last; i++) flowing = socket.write(data[i] as Buffer);
+      flowing = socket.write(data[last] as Buffer, callback) && flowing;
+      socket.uncork();
+    }
+    if (!flowing && this.writeTimeoutMs > 0 && this.writeTimer === null) {
+      this.writeTimer = setTimeout(() => {
+        this.writeTimer = null;
+        this.fail(new TimeoutError(`redisconn: ${this.name}: write did not complete within ${this.writeTimeoutMs} ms`));
+      }, this.writeTimeoutMs);
+    }
+    return true;
+  }
+
+  private clearWriteTimer(): void {
+    if (this.writeTimer !== null) {
+      clearTimeout(this.writeTimer);
+      this.writeTimer = null;
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    const decoder = this.decoder;
+    decoder.feed(chunk);
+    for (;;) {
+      let reply: Reply | typeof NEED_MORE;
+      try {
+        reply = decoder.next();
+      } catch (err) {
+        this.fail(err instanceof ProtocolError ? err : new ProtocolError(String(err)));
+        return;
+      }
+      if (reply === NEED_MORE || this.fatal !== null) return;
+      this.dispatch(reply, decoder.isPush && !IN_BAND_PUSHES.has(pushKind(reply)));
+    }
+  }
+
+  private dispatch(reply: Reply, outOfBand: boolean): void {
+    const claim = this.claims.peek();
+    if (claim === undefined || (outOfBand && claim.kind !== ClaimKind.Receive)) {
+      this.inbox.push(outOfBand ? new OutOfBand(reply) : reply);
+      return;
+    }
+    if (claim.take(reply)) {
+      this.claims.shift();
+      claim.settle();
+    }
+  }
+
+  /** Socket inactivity: fatal only when the oldest read is owed a reply under the read timeout. */
+  private onIdle(): void {
+    const claim = this.claims.peek();
+    if (claim !== undefined && claim.usesReadTimeout) {
+      this.fail(new TimeoutError(`redisconn: ${this.name}: no reply within ${this.readTimeoutMs} ms`));
+    }
+  }
+
+  private onClose(): void {
+    if (this.fatal !== null) return;
+    const midReply = this.decoder.hasPartial ? ' in the middle of a reply' : '';
+    this.fail(new ConnClosedError(`redisconn: ${this.name}: connection closed by the server${midReply}`));
+  }
+
+  /** A claim gave up (timeout, abort): its reply will never be read, so the stream is lost. */
+  abandon(claim: Claim, callerError: unknown, fatal: Error): void {
+    if (this.claims.remove(claim)) claim.fail(callerError);
+    this.fail(fatal);
+  }
+
+  /** Breaks the connection once: records `err`, fails every waiting call, drops the socket. */
+  private fail(err: Error): void {
+    if (this.fatal !== null) return;
+    this.fatal = err;
+    this.clearWriteTimer();
+    this.writer.clear();
+    this.inbox.length = 0;
+    this.pending = 0;
+    for (const claim of this.claims.drain()) claim.fail(err);
+    this.socket.destroy();
+  }
+}
+
+/**
+ * Wraps a connected socket (TCP, TLS or unix) in a {@link Conn}. The socket
+ * must be connected and not yet read from; no handshake is done here.
+ */
+export function newConn(socket: Socket, options: ConnOptions = {}): Conn {
+  return new NetConn(socket, options);
+}
+
+export type { NetConn };

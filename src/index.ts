@@ -1,0 +1,16 @@
+/**
+ * redisconn client: exclusive connections (`Conn`), a pool that lends them
+ * out, pub/sub, scripts, reply and struct helpers, and our own RESP codec.
+ * This module never imports Fastify.
+ */
+export { ConnClosedError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisConnError, RedisError, TimeoutError } from './errors.js';
+export type { Arg, PrimitiveArg, RedisArgument } from './resp/encode.js';
+export { CommandWriter, encodeCommand } from './resp/encode.js';
+export type { DecoderOptions, Reply } from './resp/decode.js';
+export { Decoder, NEED_MORE } from './resp/decode.js';
+export type { Conn, ConnOptions } from './conn.js';
+export { newConn } from './conn.js';
+export type { DialOptions, Endpoint } from './dial.js';
+export { dial, parseAddress } from './dial.js';
+export type { ParsedURL } from './url.js';
+export { dialURL, parseURL } from './url.js';
