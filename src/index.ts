@@ -14,3 +14,5 @@ export type { DialOptions, Endpoint } from './dial.js';
 export { dial, parseAddress } from './dial.js';
 export type { ParsedURL } from './url.js';
 export { dialURL, parseURL } from './url.js';
+export type { GetOptions, PoolOptions, PoolStats } from './pool.js';
+export { Pool, newPool } from './pool.js';

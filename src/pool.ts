@@ -1,0 +1,423 @@
+/**
+ * Pool: lends exclusive connections out and takes them back (redigo's Pool).
+ *
+ * Idle connections form a LIFO list (the most recently used is lent first, so
+ * surplus ones age out). Idle timeout and maximum lifetime are enforced on
+ * borrow and by a background reaper that never keeps the process alive. With
+ * `maxActive` reached, `get()` either fails at once (`wait: false`) or queues
+ * in FIFO order; each freed connection or slot goes to the oldest waiter.
+ */
+import { PoolClosedError, PoolExhaustedError, TimeoutError } from './errors.js';
+import type { Conn } from './conn.js';
+import { dial, type DialOptions } from './dial.js';
+import { Fifo } from './fifo.js';
+import { PooledConn, type ConnReturner } from './pooledconn.js';
+
+/** Options of {@link Pool}. */
+export interface PoolOptions {
+  /** Opens a new connection, e.g. `() => dial(addr, opts)`. Required. */
+  dial: () => Promise<Conn>;
+  /**
+   * Checks an idle connection before it is lent; `lastUsedMs` is when it was
+   * last returned (the pool's clock). Throw (or reject) to have that
+   * connection closed and the next one tried. Default: no check.
+   */
+  testOnBorrow?: (conn: Conn, lastUsedMs: number) => void | Promise<void>;
+  /** Idle connections kept; extra returned ones are closed. Default 16. */
+  maxIdle?: number;
+  /** Connections open at once (idle + in use + dialing); 0 = unlimited. Default 128. */
+  maxActive?: number;
+  /** Idle connections older than this are closed; 0 = never. Default 300 000 ms. */
+  idleTimeoutMs?: number;
+  /** With `maxActive` reached: true → wait in line, false → PoolExhaustedError. Default true. */
+  wait?: boolean;
+  /** Connections older than this are closed instead of lent; 0 = no limit. Default 0. */
+  maxConnLifetimeMs?: number;
+  /** Deadline for resetting a returned connection (DISCARD, UNSUBSCRIBE...). Default 5 000 ms. */
+  resetTimeoutMs?: number;
+  /** The clock, for tests. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** Options of {@link Pool.get}. */
+export interface GetOptions {
+  /** Abandons the get (waiting or dialing); rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Deadline for the whole get; rejects with TimeoutError. */
+  timeoutMs?: number;
+}
+
+/** A snapshot of a pool's counters (redigo's PoolStats plus dial counts). */
+export interface PoolStats {
+  /** Connections open: idle + in use (including ones being dialed or reset). */
+  activeCount: number;
+  idleCount: number;
+  /** activeCount − idleCount. */
+  inUseCount: number;
+  /** Gets that had to wait for a connection, in total. */
+  waitCount: number;
+  /** Total time gets spent waiting, in ms. */
+  waitDurationMs: number;
+  /** Dials attempted, in total. */
+  dials: number;
+  /** Dials that failed, in total. */
+  dialErrors: number;
+}
+
+interface IdleConn {
+  conn: Conn;
+  createdAt: number;
+  lastUsed: number;
+}
+
+/** A queued get. It is handed either a connection or the right to dial. */
+interface Waiter {
+  resolve(entry: IdleConn | null): void;
+  reject(err: unknown): void;
+}
+
+const DIAL_PERMIT = null;
+
+/**
+ * A pool of exclusive connections. All methods are safe to call concurrently
+ * (from any number of async callers); counters stay exact under any mix of
+ * borrows, failures, aborts and closes.
+ */
+export class Pool implements ConnReturner {
+  readonly resetTimeoutMs: number;
+  private readonly dialFn: () => Promise<Conn>;
+  private readonly testOnBorrow: PoolOptions['testOnBorrow'];
+  private readonly maxIdle: number;
+  private readonly maxActive: number;
+  private readonly idleTimeoutMs: number;
+  private readonly wait: boolean;
+  private readonly maxConnLifetimeMs: number;
+  private readonly now: () => number;
+
+  /** Idle connections, oldest first: lend from the end, reap from the start. */
+  private readonly idle: IdleConn[] = [];
+  private readonly waiters = new Fifo<Waiter>();
+  /** Connections being closed; `close()` waits for them. */
+  private readonly closing = new Set<Promise<void>>();
+  private active = 0;
+  private waitCount = 0;
+  private waitDurationMs = 0;
+  private dials = 0;
+  private dialErrors = 0;
+  private closed = false;
+  private drained: (() => void) | null = null;
+  private reaper: NodeJS.Timeout | null = null;
+
+  constructor(options: PoolOptions) {
+    if (typeof options?.dial !== 'function') throw new TypeError('redisconn: Pool needs a dial function');
+    this.dialFn = options.dial;
+    this.testOnBorrow = options.testOnBorrow;
+    this.maxIdle = count('maxIdle', options.maxIdle, 16);
+    this.maxActive = count('maxActive', options.maxActive, 128);
+    this.idleTimeoutMs = count('idleTimeoutMs', options.idleTimeoutMs, 300_000);
+    this.maxConnLifetimeMs = count('maxConnLifetimeMs', options.maxConnLifetimeMs, 0);
+    this.resetTimeoutMs = count('resetTimeoutMs', options.resetTimeoutMs, 5_000);
+    this.wait = options.wait ?? true;
+    this.now = options.now ?? Date.now;
+    const reapEvery = Math.min(...[this.idleTimeoutMs, this.maxConnLifetimeMs].filter((ms) => ms > 0));
+    if (Number.isFinite(reapEvery)) {
+      this.reaper = setInterval(() => this.reap(), Math.max(1000, Math.min(reapEvery / 2, 60_000)));
+      this.reaper.unref();
+    }
+  }
+
+  /** Connections open (idle + in use). */
+  get activeCount(): number {
+    return this.active;
+  }
+
+  /** Idle connections. */
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): PoolStats {
+    return {
+      activeCount: this.active,
+      idleCount: this.idle.length,
+      inUseCount: this.active - this.idle.length,
+      waitCount: this.waitCount,
+      waitDurationMs: this.waitDurationMs,
+      dials: this.dials,
+      dialErrors: this.dialErrors,
+    };
+  }
+
+  /**
+   * Borrows a connection: the most recently used idle one that passes the
+   * checks, else a new one. Rejects with PoolClosedError after `close()`,
+   * PoolExhaustedError (`wait: false`, `maxActive` reached), TimeoutError
+   * (`timeoutMs`), the signal's reason, or the dial's error. The connection
+   * must be closed (`close()` or `await using`) to go back to the pool.
+   */
+  async get(options: GetOptions = {}): Promise<Conn> {
+    if (this.closed) throw new PoolClosedError('redisconn: pool is closed');
+    const signal = deadline(options);
+    signal?.throwIfAborted();
+    this.reap();
+    let entry = this.idle.pop();
+    if (entry === undefined) {
+      if (this.maxActive === 0 || this.active < this.maxActive) {
+        this.active++;
+      } else if (!this.wait) {
+        throw new PoolExhaustedError(`redisconn: pool exhausted: all ${this.maxActive} connections in use`);
+      } else {
+        entry = (await this.waitTurn(signal)) ?? undefined;
+      }
+    }
+    for (;;) {
+      if (entry === undefined) return this.lend(await this.dialWithSlot(signal), this.now());
+      if (await this.usable(entry)) return this.lend(entry.conn, entry.createdAt);
+      // Our slot now belongs to no connection: close the bad one, then prefer
+      // another idle connection (freeing the slot) over dialing with it.
+      this.closeQuietly(entry.conn);
+      entry = this.idle.pop();
+      if (entry !== undefined) this.releaseSlot();
+    }
+  }
+
+  /**
+   * Closes idle connections, rejects queued gets with PoolClosedError, and
+   * closes lent connections when they come back. Resolves once every
+   * connection is closed. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      if (this.reaper !== null) clearInterval(this.reaper);
+      for (const waiter of this.waiters.drain()) waiter.reject(new PoolClosedError('redisconn: pool closed while waiting for a connection'));
+      for (const entry of this.idle.splice(0)) this.discard(entry.conn);
+    }
+    if (this.active > 0) {
+      await new Promise<void>((resolve) => {
+        const previous = this.drained;
+        this.drained = () => {
+          previous?.();
+          resolve();
+        };
+      });
+    }
+    await Promise.all(this.closing);
+  }
+
+  /** Takes back a lent connection (called by PooledConn.close). */
+  giveBack(conn: Conn, createdAt: number, reusable: boolean): void {
+    const now = this.now();
+    if (!reusable || this.closed || conn.err() !== null || this.expired(createdAt, now)) {
+      this.discard(conn);
+      return;
+    }
+    const entry: IdleConn = { conn, createdAt, lastUsed: now };
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) {
+      waiter.resolve(entry);
+      return;
+    }
+    this.idle.push(entry);
+    if (this.idle.length > this.maxIdle) this.discard((this.idle.shift() as IdleConn).conn);
+  }
+
+  private lend(conn: Conn, createdAt: number): Conn {
+    return new PooledConn(conn, createdAt, this);
+  }
+
+  /** Closes a connection the pool counted and frees its slot. */
+  private discard(conn: Conn): void {
+    this.closeQuietly(conn);
+    this.releaseSlot();
+  }
+
+  /** Closes without letting a failing close() escape as an unhandled rejection. */
+  private closeQuietly(conn: Conn): void {
+    const closing = Promise.resolve()
+      .then(() => conn.close())
+      .catch(() => {})
+      .finally(() => this.closing.delete(closing));
+    this.closing.add(closing);
+  }
+
+  /** One slot fewer in use: hand it to the oldest waiter, or count it free. */
+  private releaseSlot(): void {
+    const waiter = this.waiters.shift();
+    if (waiter !== undefined) {
+      waiter.resolve(DIAL_PERMIT);
+      return;
+    }
+    this.active--;
+    if (this.active === 0 && this.drained !== null) {
+      const drained = this.drained;
+      this.drained = null;
+      drained();
+    }
+  }
+
+  private expired(createdAt: number, now: number): boolean {
+    return this.maxConnLifetimeMs > 0 && now - createdAt >= this.maxConnLifetimeMs;
+  }
+
+  private stale(entry: IdleConn, now: number): boolean {
+    return (this.idleTimeoutMs > 0 && now - entry.lastUsed >= this.idleTimeoutMs) || this.expired(entry.createdAt, now);
+  }
+
+  /** Closes idle connections past their idle timeout or lifetime. */
+  private reap(): void {
+    const now = this.now();
+    const idle = this.idle;
+    for (let i = 0; i < idle.length; ) {
+      const entry = idle[i] as IdleConn;
+      if (this.stale(entry, now) || entry.conn.err() !== null) {
+        idle.splice(i, 1);
+        this.discard(entry.conn);
+      } else {
+        i++;
+      }
+    }
+  }
+
+  private async usable(entry: IdleConn): Promise<boolean> {
+    if (entry.conn.err() !== null || this.stale(entry, this.now())) return false;
+    if (this.testOnBorrow === undefined) return true;
+    try {
+      await this.testOnBorrow(entry.conn, entry.lastUsed);
+      return entry.conn.err() === null;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Queues until handed a connection or a dial permit. */
+  private waitTurn(signal: AbortSignal | undefined): Promise<IdleConn | null> {
+    this.waitCount++;
+    const started = this.now();
+    return new Promise<IdleConn | null>((resolve, reject) => {
+      const settle = (): void => {
+        this.waitDurationMs += this.now() - started;
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const waiter: Waiter = {
+        resolve: (entry) => {
+          settle();
+          resolve(entry);
+        },
+        reject: (err) => {
+          settle();
+          reject(err);
+        },
+      };
+      const onAbort = (): void => {
+        if (this.waiters.remove(waiter)) waiter.reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Dials using a slot already counted in `active`; frees it on failure. */
+  private async dialWithSlot(signal: AbortSignal | undefined): Promise<Conn> {
+    this.dials++;
+    let dialing: Promise<Conn>;
+    try {
+      dialing = Promise.resolve(this.dialFn());
+    } catch (err) {
+      dialing = Promise.reject(err);
+    }
+    const settled = dialing.then(
+      (conn) => {
+        if (this.closed) {
+          this.discard(conn);
+          throw new PoolClosedError('redisconn: pool closed while dialing');
+        }
+        return conn;
+      },
+      (err: unknown) => {
+        this.dialErrors++;
+        this.releaseSlot();
+        throw err;
+      },
+    );
+    if (signal === undefined) return settled;
+    return raceAbort(settled, signal, (conn) => this.giveBack(conn, this.now(), true));
+  }
+}
+
+function count(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 0) throw new RangeError(`redisconn: Pool option ${name} must be a non-negative integer, got ${value}`);
+  return value;
+}
+
+/** Combines the caller's signal with `timeoutMs` into one signal. */
+function deadline(options: GetOptions): AbortSignal | undefined {
+  const { signal, timeoutMs } = options;
+  if (timeoutMs === undefined) return signal;
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new RangeError(`redisconn: get timeoutMs must be a non-negative number, got ${timeoutMs}`);
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new TimeoutError(`redisconn: no connection from the pool within ${timeoutMs} ms`)), timeoutMs);
+  timer.unref();
+  const signals = signal === undefined ? [controller.signal] : [signal, controller.signal];
+  const combined = AbortSignal.any(signals);
+  combined.addEventListener('abort', () => clearTimeout(timer), { once: true });
+  return combined;
+}
+
+/**
+ * Resolves like `work`, or rejects with the signal's reason if it aborts
+ * first; a connection that arrives after that is passed to `late`.
+ */
+function raceAbort(work: Promise<Conn>, signal: AbortSignal, late: (conn: Conn) => void): Promise<Conn> {
+  if (signal.aborted) {
+    work.then(late, () => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise((resolve, reject) => {
+    let abandoned = false;
+    const onAbort = (): void => {
+      abandoned = true;
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (conn) => {
+        signal.removeEventListener('abort', onAbort);
+        if (abandoned) late(conn);
+        else resolve(conn);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
+ * A pool with LUCI's defaults for `addr` and `db`: maxIdle 64, maxActive 512,
+ * idle timeout 3 min, wait true, PING on borrow when idle over 1 min, and
+ * connect/read/write timeouts of 5 s. `overrides` adjust pool and dial options.
+ */
+export function newPool(addr: string, db = 0, overrides: Partial<PoolOptions> & DialOptions = {}): Pool {
+  const { dial: dialOverride, testOnBorrow, maxIdle, maxActive, idleTimeoutMs, wait, maxConnLifetimeMs, resetTimeoutMs, now, ...dialOptions } = overrides;
+  const options: DialOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 5_000, writeTimeoutMs: 5_000, db, ...dialOptions };
+  const clock = now ?? Date.now;
+  return new Pool({
+    dial: dialOverride ?? (() => dial(addr, options)),
+    testOnBorrow:
+      testOnBorrow ??
+      (async (conn, lastUsed) => {
+        if (clock() - lastUsed > 60_000) await conn.do('PING');
+      }),
+    maxIdle: maxIdle ?? 64,
+    maxActive: maxActive ?? 512,
+    idleTimeoutMs: idleTimeoutMs ?? 180_000,
+    wait: wait ?? true,
+    maxConnLifetimeMs: maxConnLifetimeMs ?? 0,
+    resetTimeoutMs: resetTimeoutMs ?? 5_000,
+    now: clock,
+  });
+}

@@ -1,0 +1,208 @@
+/**
+ * PooledConn: the handle `Pool.get()` lends out (redigo's activeConn). It
+ * forwards to a pooled connection, tracks the connection state commands leave
+ * behind, and on `close()` resets that state before the connection goes back:
+ * MULTI → DISCARD, WATCH → UNWATCH, subscribed → unsubscribe from everything
+ * and drain up to a private ECHO marker; MONITOR, SELECT, HELLO, AUTH, RESET
+ * or a broken connection → closed instead of reused.
+ */
+import { randomBytes } from 'node:crypto';
+import { ConnClosedError } from './errors.js';
+import type { Conn } from './conn.js';
+import type { Reply } from './resp/decode.js';
+import type { Arg } from './resp/encode.js';
+
+/** Connection state left behind by commands, as bits. */
+export const enum ConnState {
+  Watch = 1,
+  Multi = 2,
+  Subscribe = 4,
+  ShardSubscribe = 8,
+  /** MONITOR, SELECT, HELLO, AUTH, RESET: the connection cannot be made clean again. */
+  Tainted = 16,
+}
+
+/** What a command does to the state: bits to set and bits to clear. */
+interface StateChange {
+  set: number;
+  clear: number;
+}
+
+const STATE_CHANGES: ReadonlyMap<string, StateChange> = new Map([
+  ['WATCH', { set: ConnState.Watch, clear: 0 }],
+  ['UNWATCH', { set: 0, clear: ConnState.Watch }],
+  ['MULTI', { set: ConnState.Multi, clear: 0 }],
+  ['EXEC', { set: 0, clear: ConnState.Watch | ConnState.Multi }],
+  ['DISCARD', { set: 0, clear: ConnState.Watch | ConnState.Multi }],
+  ['SUBSCRIBE', { set: ConnState.Subscribe, clear: 0 }],
+  ['PSUBSCRIBE', { set: ConnState.Subscribe, clear: 0 }],
+  ['SSUBSCRIBE', { set: ConnState.ShardSubscribe, clear: 0 }],
+  ['MONITOR', { set: ConnState.Tainted, clear: 0 }],
+  ['SELECT', { set: ConnState.Tainted, clear: 0 }],
+  ['HELLO', { set: ConnState.Tainted, clear: 0 }],
+  ['AUTH', { set: ConnState.Tainted, clear: 0 }],
+  ['RESET', { set: ConnState.Tainted, clear: 0 }],
+]);
+/** Lengths of the names above: most commands (GET, SET, ...) are ruled out by length alone. */
+const TRACKED_LENGTHS = new Set([...STATE_CHANGES.keys()].map((name) => name.length));
+
+/** The state change `cmd` causes, or undefined; case-insensitive. */
+export function stateChangeOf(cmd: string): StateChange | undefined {
+  if (!TRACKED_LENGTHS.has(cmd.length)) return undefined;
+  return STATE_CHANGES.get(cmd.toUpperCase());
+}
+
+/** What the pool needs from a lease: take the connection back. */
+export interface ConnReturner {
+  /** Takes back `conn` (born at `createdAt`); `reusable` false closes it. */
+  giveBack(conn: Conn, createdAt: number, reusable: boolean): void;
+  /** Deadline for resetting a returned connection. */
+  readonly resetTimeoutMs: number;
+}
+
+/** A borrowed connection. After `close()` every call rejects with ConnClosedError. */
+export class PooledConn implements Conn {
+  private conn: Conn | null;
+  private state = 0;
+  /** Commands sent with `send` whose replies nobody has read. */
+  private owed = 0;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    conn: Conn,
+    private readonly createdAt: number,
+    private readonly pool: ConnReturner,
+  ) {
+    this.conn = conn;
+  }
+
+  get protocol(): 2 | 3 {
+    return this.conn?.protocol ?? 2;
+  }
+
+  err(): Error | null {
+    return this.conn === null ? closedError() : this.conn.err();
+  }
+
+  do(cmd: string, ...args: Arg[]): Promise<Reply> {
+    const conn = this.conn;
+    if (conn === null) return Promise.reject(closedError());
+    this.track(cmd);
+    return conn.do(cmd, ...args);
+  }
+
+  doWithTimeout(timeoutMs: number, cmd: string, ...args: Arg[]): Promise<Reply> {
+    const conn = this.conn;
+    if (conn === null) return Promise.reject(closedError());
+    this.track(cmd);
+    return conn.doWithTimeout(timeoutMs, cmd, ...args);
+  }
+
+  doWithSignal(signal: AbortSignal, cmd: string, ...args: Arg[]): Promise<Reply> {
+    const conn = this.conn;
+    if (conn === null) return Promise.reject(closedError());
+    this.track(cmd);
+    return conn.doWithSignal(signal, cmd, ...args);
+  }
+
+  send(cmd: string, ...args: Arg[]): void {
+    const conn = this.conn;
+    if (conn === null) throw closedError();
+    conn.send(cmd, ...args);
+    this.owed++;
+    this.trackState(cmd);
+  }
+
+  flush(): Promise<void> {
+    return this.conn === null ? Promise.reject(closedError()) : this.conn.flush();
+  }
+
+  receive(): Promise<Reply> {
+    if (this.conn === null) return Promise.reject(closedError());
+    if (this.owed > 0) this.owed--;
+    return this.conn.receive();
+  }
+
+  receiveWithTimeout(timeoutMs: number): Promise<Reply> {
+    if (this.conn === null) return Promise.reject(closedError());
+    if (this.owed > 0) this.owed--;
+    return this.conn.receiveWithTimeout(timeoutMs);
+  }
+
+  receiveWithSignal(signal: AbortSignal): Promise<Reply> {
+    if (this.conn === null) return Promise.reject(closedError());
+    if (this.owed > 0) this.owed--;
+    return this.conn.receiveWithSignal(signal);
+  }
+
+  /**
+   * Resets the connection's state and returns it to the pool (or closes it
+   * when it cannot be made clean). Resolves when that is done; never rejects.
+   * Calling it again is harmless.
+   */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    const conn = this.conn;
+    if (conn === null) return Promise.resolve();
+    this.conn = null;
+    if (this.state === 0 && this.owed === 0) {
+      this.pool.giveBack(conn, this.createdAt, conn.err() === null);
+      this.closing = Promise.resolve();
+    } else {
+      this.closing = this.reset(conn).then((clean) => this.pool.giveBack(conn, this.createdAt, clean));
+    }
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private track(cmd: string): void {
+    this.owed = 0; // do() reads every owed reply
+    this.trackState(cmd);
+  }
+
+  private trackState(cmd: string): void {
+    const change = stateChangeOf(cmd);
+    if (change !== undefined) this.state = (this.state & ~change.clear) | change.set;
+  }
+
+  /** Undoes what the borrower left behind; true when the connection is clean. */
+  private async reset(conn: Conn): Promise<boolean> {
+    const state = this.state;
+    if (state & ConnState.Tainted || conn.err() !== null) return false;
+    const timeoutMs = this.pool.resetTimeoutMs;
+    try {
+      if (state & ConnState.Multi) conn.send('DISCARD');
+      else if (state & ConnState.Watch) conn.send('UNWATCH');
+      if (state & (ConnState.Subscribe | ConnState.ShardSubscribe)) {
+        conn.send('UNSUBSCRIBE');
+        conn.send('PUNSUBSCRIBE');
+        if (state & ConnState.ShardSubscribe) conn.send('SUNSUBSCRIBE');
+        const marker = `redisconn-reset-${randomBytes(8).toString('hex')}`;
+        conn.send('ECHO', marker);
+        await conn.flush();
+        // Messages and unsubscribe confirmations come first; the marker ends them.
+        for (;;) {
+          const reply = await conn.receiveWithTimeout(timeoutMs).catch((err: unknown) => err);
+          if (conn.err() !== null) return false;
+          if (isMarker(reply, marker)) break;
+        }
+      }
+      await conn.doWithTimeout(timeoutMs, '');
+      return conn.err() === null;
+    } catch {
+      return false;
+    }
+  }
+}
+
+function isMarker(reply: unknown, marker: string): boolean {
+  if (typeof reply === 'string') return reply === marker;
+  return Buffer.isBuffer(reply) && reply.length === marker.length && reply.toString('latin1') === marker;
+}
+
+function closedError(): ConnClosedError {
+  return new ConnClosedError('redisconn: connection already closed (returned to its pool)');
+}
