@@ -100,6 +100,8 @@ class Claim {
   reject!: (err: unknown) => void;
   timer: NodeJS.Timeout | null = null;
   signal: AbortSignal | null = null;
+  /** False for a `receive` made with no reply owed: it listens for pushes / pub/sub. */
+  owed = true;
   /** True when the connection's read timeout applies (no own deadline, a reply is owed). */
   usesReadTimeout = false;
 
@@ -292,6 +294,7 @@ class NetConn implements Conn {
 
   private claim(kind: ClaimKind, count: number, timeoutMs: number, signal: AbortSignal | null, owed = count > 0): Promise<Reply> {
     const claim = new Claim(this, kind, count);
+    claim.owed = owed;
     const promise = new Promise<Reply>((resolve, reject) => {
       claim.resolve = resolve;
       claim.reject = reject;
@@ -379,27 +382,47 @@ class NetConn implements Conn {
         return;
       }
       if (reply === NEED_MORE || this.fatal !== null) return;
-      this.dispatch(reply, decoder.isPush && !IN_BAND_PUSHES.has(pushKind(reply)));
+      const isPush = decoder.isPush;
+      this.dispatch(reply, isPush, isPush && !IN_BAND_PUSHES.has(pushKind(reply)));
     }
   }
 
-  private dispatch(reply: Reply, outOfBand: boolean): void {
-    const claim = this.claims.peek();
+  /**
+   * Hands a reply to the oldest claim. In RESP3 a reply that is not a push
+   * answers a command, so it skips `receive` calls that only listen (nothing
+   * owed) and goes to the oldest call owed a reply, when there is one.
+   */
+  private dispatch(reply: Reply, isPush: boolean, outOfBand: boolean): void {
+    const head = this.claims.peek();
+    let claim = head;
+    if (head !== undefined && !head.owed && !isPush && this.protocol === 3) claim = this.firstOwedClaim() ?? head;
     if (claim === undefined || (outOfBand && claim.kind !== ClaimKind.Receive)) {
       this.inbox.push(outOfBand ? new OutOfBand(reply) : reply);
       return;
     }
     if (claim.take(reply)) {
-      this.claims.shift();
+      if (claim === head) this.claims.shift();
+      else this.claims.remove(claim);
       claim.settle();
     }
   }
 
-  /** Socket inactivity: fatal only when the oldest read is owed a reply under the read timeout. */
+  /** The oldest waiting claim owed a reply (rare path: only behind a listener). */
+  private firstOwedClaim(): Claim | undefined {
+    for (const claim of this.claims) if (claim.owed) return claim;
+    return undefined;
+  }
+
+  /**
+   * Socket inactivity: fatal only when a waiting read is owed a reply under
+   * the read timeout (a listener waiting ahead of it does not exempt it).
+   */
   private onIdle(): void {
-    const claim = this.claims.peek();
-    if (claim !== undefined && claim.usesReadTimeout) {
-      this.fail(new TimeoutError(`redisconn: ${this.name}: no reply within ${this.readTimeoutMs} ms`));
+    for (const claim of this.claims) {
+      if (claim.usesReadTimeout) {
+        this.fail(new TimeoutError(`redisconn: ${this.name}: no reply within ${this.readTimeoutMs} ms`));
+        return;
+      }
     }
   }
 

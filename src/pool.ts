@@ -10,8 +10,12 @@
 import { PoolClosedError, PoolExhaustedError, TimeoutError } from './errors.js';
 import type { Conn } from './conn.js';
 import { dial, type DialOptions } from './dial.js';
+import { dialURL } from './url.js';
 import { Fifo } from './fifo.js';
 import { PooledConn, type ConnReturner } from './pooledconn.js';
+import type { Reply } from './resp/decode.js';
+import type { Arg } from './resp/encode.js';
+import { refusalOf, SharedConn, type SharedConnHost } from './shared.js';
 
 /** Options of {@link Pool}. */
 export interface PoolOptions {
@@ -83,7 +87,7 @@ const DIAL_PERMIT = null;
  * (from any number of async callers); counters stay exact under any mix of
  * borrows, failures, aborts and closes.
  */
-export class Pool implements ConnReturner {
+export class Pool implements ConnReturner, SharedConnHost {
   readonly resetTimeoutMs: number;
   private readonly dialFn: () => Promise<Conn>;
   private readonly testOnBorrow: PoolOptions['testOnBorrow'];
@@ -107,6 +111,7 @@ export class Pool implements ConnReturner {
   private closed = false;
   private drained: (() => void) | null = null;
   private reaper: NodeJS.Timeout | null = null;
+  private readonly shared = new SharedConn(this);
 
   constructor(options: PoolOptions) {
     if (typeof options?.dial !== 'function') throw new TypeError('redisconn: Pool needs a dial function');
@@ -183,6 +188,35 @@ export class Pool implements ConnReturner {
   }
 
   /**
+   * Runs one stateless command on the pool's shared connection, auto-pipelined
+   * with every other `do` of the same tick; no borrow, no round trip to the
+   * pool. Commands that change connection state or block (MULTI, WATCH,
+   * SUBSCRIBE, SELECT, BLPOP, XREAD BLOCK, CLIENT, ...) reject with TypeError:
+   * borrow a connection with `get()` for those. The shared connection counts
+   * as one in use; when it breaks, calls in flight reject with its error and
+   * the next call dials a new one.
+   */
+  do(cmd: string, ...args: Arg[]): Promise<Reply> {
+    if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
+    const refusal = refusalOf(cmd, args);
+    if (refusal !== null) return Promise.reject(new TypeError(refusal));
+    return this.shared.do(cmd, args);
+  }
+
+  /** Dials the shared connection, counted like any other (SharedConnHost). */
+  dialShared(): Promise<Conn> {
+    if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
+    // Counted in activeCount, but outside maxActive: it never waits for a slot.
+    this.active++;
+    return this.dialWithSlot(undefined);
+  }
+
+  /** Closes and uncounts the shared connection (SharedConnHost). */
+  releaseShared(conn: Conn): void {
+    this.discard(conn);
+  }
+
+  /**
    * Closes idle connections, rejects queued gets with PoolClosedError, and
    * closes lent connections when they come back. Resolves once every
    * connection is closed. Safe to call twice.
@@ -193,6 +227,7 @@ export class Pool implements ConnReturner {
       if (this.reaper !== null) clearInterval(this.reaper);
       for (const waiter of this.waiters.drain()) waiter.reject(new PoolClosedError('redisconn: pool closed while waiting for a connection'));
       for (const entry of this.idle.splice(0)) this.discard(entry.conn);
+      void this.shared.close();
     }
     if (this.active > 0) {
       await new Promise<void>((resolve) => {
@@ -397,7 +432,8 @@ function raceAbort(work: Promise<Conn>, signal: AbortSignal, late: (conn: Conn) 
 }
 
 /**
- * A pool with LUCI's defaults for `addr` and `db`: maxIdle 64, maxActive 512,
+ * A pool with LUCI's defaults for `addr` (`host:port`, a unix socket path, or
+ * a redis:// URL whose settings `db` and `overrides` take precedence over) and `db`: maxIdle 64, maxActive 512,
  * idle timeout 3 min, wait true, PING on borrow when idle over 1 min, and
  * connect/read/write timeouts of 5 s. `overrides` adjust pool and dial options.
  */
@@ -406,7 +442,7 @@ export function newPool(addr: string, db = 0, overrides: Partial<PoolOptions> & 
   const options: DialOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 5_000, writeTimeoutMs: 5_000, db, ...dialOptions };
   const clock = now ?? Date.now;
   return new Pool({
-    dial: dialOverride ?? (() => dial(addr, options)),
+    dial: dialOverride ?? (addr.includes('://') ? () => dialURL(addr, options) : () => dial(addr, options)),
     testOnBorrow:
       testOnBorrow ??
       (async (conn, lastUsed) => {

@@ -69,6 +69,18 @@ const T_SET = 0x7e; // ~
 const T_PUSH = 0x3e; // >
 const T_ATTR = 0x7c; // |
 
+/**
+ * An error reply as a value. Its stack would only show decoder internals, so
+ * none is captured (which also keeps error replies cheap).
+ */
+function errorReply(message: string): RedisError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  const err = new RedisError(message);
+  Error.stackTraceLimit = limit;
+  return err;
+}
+
 function printable(byte: number | undefined): string {
   if (byte === undefined) return 'end of data';
   return byte >= 0x20 && byte < 0x7f ? `'${String.fromCharCode(byte)}'` : `0x${byte.toString(16).padStart(2, '0')}`;
@@ -128,6 +140,12 @@ export class Decoder {
   private bulk: Buffer | null = null;
   private bulkFilled = 0;
   private bulkType = 0;
+  // Type byte of the element parsed last: an empty push (`>0`) never closes a
+  // frame, so this is how it still gets flagged as a push.
+  private elementType = 0;
+  // An attribute was skipped and the value it describes has not come yet:
+  // the reply is unfinished even when no byte of it is held.
+  private afterAttribute = false;
 
   private readonly decodeStrings: boolean;
   private readonly maxBulkBytes: number;
@@ -143,12 +161,14 @@ export class Decoder {
 
   /** True when bytes of an unfinished reply are held. */
   get hasPartial(): boolean {
-    return this.pos < this.buf.length || this.stack.length > 0 || this.bulk !== null;
+    return this.pos < this.buf.length || this.stack.length > 0 || this.bulk !== null || this.afterAttribute;
   }
 
   /** Adds received bytes. The decoder keeps a reference to `chunk`. */
   feed(chunk: Buffer): void {
-    if (this.bulk !== null) {
+    // Only a body still missing bytes takes them: once it is full, what
+    // follows it is already in `buf` and a further chunk must be appended.
+    if (this.bulk !== null && this.bulkFilled < this.bulk.length) {
       const want = this.bulk.length - this.bulkFilled;
       const n = Math.min(want, chunk.length);
       chunk.copy(this.bulk, this.bulkFilled, 0, n);
@@ -192,16 +212,22 @@ export class Decoder {
       for (;;) {
         const top = stack[stack.length - 1];
         if (top === undefined) {
-          this.isPush = false;
+          this.isPush = this.elementType === T_PUSH;
+          this.afterAttribute = false;
           return value;
         }
         top.items.push(value);
         if (--top.remaining > 0) break;
         stack.pop();
-        if (top.type === T_ATTR) break; // attributes describe the next value; drop them
+        if (top.type === T_ATTR) {
+          // Attributes describe the next value; drop them and read on.
+          this.afterAttribute = true;
+          break;
+        }
         value = this.buildAggregate(top);
         if (stack.length === 0) {
           this.isPush = top.type === T_PUSH;
+          this.afterAttribute = false;
           return value;
         }
       }
@@ -232,13 +258,16 @@ export class Decoder {
     const start = this.pos;
     if (start >= buf.length) return NEED_MORE;
     const lf = buf.indexOf(10, start + 1);
-    if (lf < 0) {
-      if (buf.length - start > this.maxLineBytes) throw new ProtocolError(`redisconn: reply line longer than ${this.maxLineBytes} bytes`);
-      return NEED_MORE;
+    // Judge the line by its length, not by how it was chunked: the limit
+    // holds whether or not the LF is already here.
+    if ((lf < 0 ? buf.length : lf) - start > this.maxLineBytes) {
+      throw new ProtocolError(`redisconn: reply line longer than ${this.maxLineBytes} bytes`);
     }
+    if (lf < 0) return NEED_MORE;
     const lineEnd = lf - 1;
     if (lineEnd <= start || buf[lineEnd] !== 13) throw new ProtocolError('redisconn: reply line not terminated by CRLF');
     const type = buf[start] as number;
+    this.elementType = type;
     const lineStart = start + 1;
     const next = lf + 1;
     switch (type) {
@@ -259,7 +288,7 @@ export class Decoder {
       case T_SIMPLE:
         return buf.toString('utf8', lineStart, lineEnd);
       case T_ERROR:
-        return new RedisError(buf.toString('utf8', lineStart, lineEnd));
+        return errorReply(buf.toString('utf8', lineStart, lineEnd));
       case T_INT:
         return parseInteger(buf, lineStart, lineEnd);
       case T_NULL:
@@ -286,7 +315,10 @@ export class Decoder {
       throw new ProtocolError(`redisconn: bad aggregate length ${count} in reply`);
     }
     if (count === 0) {
-      if (type === T_ATTR) return OPENED; // an empty attribute: nothing to drop, read on
+      if (type === T_ATTR) {
+        this.afterAttribute = true; // an empty attribute: nothing to drop, read on
+        return OPENED;
+      }
       return type === T_MAP ? new Map() : type === T_SET ? new Set() : [];
     }
     if (this.stack.length >= this.maxDepth) throw new ProtocolError(`redisconn: reply nested deeper than ${this.maxDepth}`);
@@ -338,7 +370,7 @@ export class Decoder {
         return out;
       }
       case T_BLOBERR:
-        return new RedisError(buf.toString('utf8', start, end));
+        return errorReply(buf.toString('utf8', start, end));
       default: // verbatim: "txt:" or "mkd:" then the text
         if (end - start < 4 || buf[start + 3] !== 0x3a) throw new ProtocolError('redisconn: bad verbatim string in reply');
         return buf.toString('utf8', start + 4, end);

@@ -117,15 +117,17 @@ export class CommandWriter {
     let size = Buffer.byteLength(cmd, 'utf8');
     let total = headerSize(argc + 1) + headerSize(size) + size + 2;
     let referenced = 0; // bytes of big Buffers that will not be copied
-    for (let i = 0; i < argc; i++) {
-      const part = convert(args[i], i);
-      size = typeof part === 'string' ? Buffer.byteLength(part, 'utf8') : part.byteLength;
-      parts[i] = part;
-      sizes[i] = size;
-      total += headerSize(size) + size + 2;
-      if (size >= BIG_BUFFER && typeof part !== 'string') referenced += size;
-    }
     try {
+      // Converting inside the try: when argument k is refused, the ones
+      // before it are already in the scratch array and must be let go too.
+      for (let i = 0; i < argc; i++) {
+        const part = convert(args[i], i);
+        size = typeof part === 'string' ? Buffer.byteLength(part, 'utf8') : part.byteLength;
+        parts[i] = part;
+        sizes[i] = size;
+        total += headerSize(size) + size + 2;
+        if (size >= BIG_BUFFER && typeof part !== 'string') referenced += size;
+      }
       this.pendingBytes += total;
       this.reserve(total - referenced);
       this.writeConverted(cmd, argc);

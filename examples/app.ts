@@ -1,0 +1,101 @@
+/**
+ * The example app: what a Fastify service on redisconn looks like. Built by
+ * `buildApp` so tests can drive it with `inject()` or a real listener.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { Registry } from 'prom-client';
+import redisconn, { PubSubConn, asInt, type RedisconnOptions } from '../plugin/index.js';
+
+/** Options of {@link buildApp}. */
+export interface ExampleOptions {
+  /** Redis address; unset → the plugin reads flags/env. */
+  redis?: Pick<RedisconnOptions, 'addr' | 'db' | 'argv' | 'env'> & Partial<RedisconnOptions>;
+  /** Token that unlocks the admin API (`x-admin-token` header); unset → always denied. */
+  adminToken?: string;
+  /** Milliseconds the "slow computation" takes. Default 300. */
+  slowMs?: number;
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** n-th Fibonacci number, slowly, standing in for an expensive computation. */
+async function slowFibonacci(n: number, slowMs: number): Promise<string> {
+  await new Promise((resolve) => setTimeout(resolve, slowMs));
+  let a = 0n;
+  let b = 1n;
+  for (let i = 0; i < n; i++) [a, b] = [b, a + b];
+  return a.toString();
+}
+
+export async function buildApp(options: ExampleOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? true });
+  const registry = new Registry();
+  const adminToken = options.adminToken;
+  const slowMs = options.slowMs ?? 300;
+
+  await app.register(redisconn, {
+    ...options.redis,
+    metrics: { registry, route: '/metrics' },
+    health: { route: '/healthz', timeoutMs: 1000 },
+    admin: {
+      prefix: '/admin',
+      authorize: (request) => adminToken !== undefined && adminToken !== '' && request.headers['x-admin-token'] === adminToken,
+    },
+  });
+
+  // A counter: one INCR on a connection borrowed for this request.
+  app.post<{ Params: { name: string } }>('/counter/:name', async (request) => {
+    await using conn = await request.redis.get();
+    const value = asInt(await conn.do('INCR', `counter:${request.params.name}`));
+    return { name: request.params.name, value };
+  });
+
+  // A slow computation cached in the blob cache for 60 s.
+  app.get<{ Params: { n: number } }>(
+    '/fib/:n',
+    { schema: { params: { type: 'object', properties: { n: { type: 'integer', minimum: 0, maximum: 10000 } }, required: ['n'] } } },
+    async (request) => {
+      const cache = app.redis.blobCache('fib');
+      const key = String(request.params.n);
+      const hit = await cache?.get(key);
+      if (hit) return { n: request.params.n, value: hit.toString(), cached: true };
+      const value = await slowFibonacci(request.params.n, slowMs);
+      await cache?.set(key, value, 60_000);
+      return { n: request.params.n, value, cached: false };
+    },
+  );
+
+  // Publish the request body's `message` on a channel.
+  app.post<{ Params: { channel: string }; Body: { message: string } }>(
+    '/publish/:channel',
+    { schema: { body: { type: 'object', properties: { message: { type: 'string' } }, required: ['message'] } } },
+    async (request) => {
+      await using conn = await request.redis.get();
+      const receivers = asInt(await conn.do('PUBLISH', request.params.channel, request.body.message));
+      return { channel: request.params.channel, receivers };
+    },
+  );
+
+  // Server-Sent Events: every message published on the channel, until the client leaves.
+  app.get<{ Params: { channel: string } }>('/events/:channel', async (request, reply) => {
+    const conn = await app.redis.get();
+    const psc = new PubSubConn(conn);
+    await psc.subscribe(request.params.channel);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.write(': subscribed\n\n');
+    request.raw.on('close', () => void psc.close());
+    try {
+      for await (const event of psc) {
+        if (event.kind === 'message') res.write(`event: message\ndata: ${JSON.stringify({ channel: event.channel, data: event.data.toString() })}\n\n`);
+      }
+    } catch (err) {
+      request.log.warn({ err }, 'SSE subscription ended by a Redis error');
+    } finally {
+      await psc.close();
+      res.end();
+    }
+  });
+
+  return app;
+}

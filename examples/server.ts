@@ -1,0 +1,57 @@
+/**
+ * The main job (`npm start`): the example app on a real port. Reads
+ * `--redis-addr`, `--redis-db`, `--port` and REDIS_ADDR, REDIS_DB, PORT,
+ * ADMIN_TOKEN. With no Redis address configured it starts a throwaway
+ * redis-server (the embedded default) and says so. SIGINT/SIGTERM shut it
+ * down gracefully: in-flight requests finish, the pool closes, the child
+ * redis-server stops.
+ */
+import { optionsFromFlags } from '../plugin/index.js';
+import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
+import { buildApp } from './app.js';
+
+function flag(name: string): string | undefined {
+  const argv = process.argv;
+  const at = argv.indexOf(name);
+  if (at >= 0) return argv[at + 1];
+  return argv.find((arg) => arg.startsWith(`${name}=`))?.slice(name.length + 1);
+}
+
+async function main(): Promise<void> {
+  const configured = optionsFromFlags();
+  let embedded: TestRedisServer | undefined;
+  let addr = configured.addr;
+  if (addr === undefined || addr === '') {
+    embedded = await startRedisServer();
+    addr = embedded.addr;
+  }
+  const app = await buildApp({
+    redis: { addr, ...(configured.db === undefined ? {} : { db: configured.db }) },
+    adminToken: process.env.ADMIN_TOKEN,
+  });
+  if (embedded) app.log.info({ addr }, 'no --redis-addr or REDIS_ADDR given: started a throwaway redis-server (data is lost on exit)');
+  else app.log.info({ addr }, 'using the configured Redis');
+
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal }, 'shutting down');
+    try {
+      await app.close();
+    } finally {
+      await embedded?.stop();
+      process.exit(0);
+    }
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  const port = Number(flag('--port') ?? process.env.PORT ?? 3000);
+  await app.listen({ port, host: process.env.HOST ?? '127.0.0.1' });
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+/**
+ * Admin and health routes. Admin (LUCI's single admin call): `POST
+ * <prefix>/flushall` with `{ async?: boolean }`, only for requests that
+ * `authorize` accepts; everything else gets 403 and an audit warning.
+ * Health: `GET <route>` PINGs within a deadline → 200 or 503.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Pool } from '../src/index.js';
+import { ErrNotConfigured, withHttpStatus } from './errors.js';
+import type { AdminOptions, HealthOptions } from './options.js';
+
+/** Default admin route prefix. */
+export const DEFAULT_ADMIN_PREFIX = '/admin/redis';
+/** Default health route. */
+export const DEFAULT_HEALTH_ROUTE = '/healthz/redis';
+
+interface FlushAllBody {
+  async?: boolean;
+}
+
+function caller(request: FastifyRequest): Record<string, unknown> {
+  return { ip: request.ip, userAgent: request.headers['user-agent'], reqId: request.id };
+}
+
+/** Registers `POST <prefix>/flushall`. `pool()` gives the current pool (null when unconfigured). */
+export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions, pool: () => Pool | null): void {
+  const prefix = (options.prefix ?? DEFAULT_ADMIN_PREFIX).replace(/\/$/, '');
+  app.post<{ Body: FlushAllBody | undefined }>(
+    `${prefix}/flushall`,
+    {
+      // No body at all means the defaults; validation then sees `{}`.
+      preValidation: (request, _reply, done) => {
+        request.body ??= {};
+        done();
+      },
+      schema: {
+        body: {
+          type: 'object',
+          properties: { async: { type: 'boolean' } },
+          additionalProperties: false,
+        },
+      },
+    },
+    async (request, reply) => {
+      let allowed = false;
+      try {
+        allowed = (await options.authorize(request)) === true;
+      } catch (err) {
+        request.log.warn({ err, ...caller(request) }, 'redisconn admin: authorize threw; denying');
+      }
+      if (!allowed) {
+        request.log.warn(caller(request), 'redisconn admin: FLUSHALL denied');
+        return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'not authorized to use the Redis admin API' });
+      }
+      const current = pool();
+      if (current === null) throw new ErrNotConfigured();
+      const async = request.body?.async === true;
+      request.log.warn({ ...caller(request), async }, 'redisconn admin: FLUSHALL by authorized caller');
+      await using conn = await current.get().catch((err: unknown) => Promise.reject(withHttpStatus(err)));
+      await (async ? conn.do('FLUSHALL', 'ASYNC') : conn.do('FLUSHALL')).catch((err: unknown) => Promise.reject(withHttpStatus(err)));
+      return { status: 'ok', async };
+    },
+  );
+}
+
+/** Registers `GET <route>`: 200 `{ status: 'ok', latencyMs }` or 503 `{ status: 'unavailable', error }`. */
+export function registerHealthRoute(app: FastifyInstance, options: HealthOptions, pool: () => Pool | null): void {
+  const timeoutMs = options.timeoutMs ?? 1000;
+  app.get(options.route ?? DEFAULT_HEALTH_ROUTE, async (_request, reply) => {
+    const current = pool();
+    if (current === null) return reply.code(503).send({ status: 'unavailable', error: new ErrNotConfigured().message });
+    const started = performance.now();
+    try {
+      await using conn = await current.get({ timeoutMs });
+      const left = Math.max(1, timeoutMs - (performance.now() - started));
+      await conn.doWithTimeout(left, 'PING');
+      return { status: 'ok', latencyMs: Math.round((performance.now() - started) * 1000) / 1000 };
+    } catch (err) {
+      return reply.code(503).send({ status: 'unavailable', error: (err as Error).message });
+    }
+  });
+}

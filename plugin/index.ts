@@ -1,0 +1,252 @@
+/**
+ * The redisconn Fastify plugin (LUCI's server/redisconn for Fastify): a pool
+ * built from options or flags/env, `app.redis` and `request.redis`, a blob
+ * cache, pool metrics, and optional admin and health routes.
+ *
+ * This module is the package's main entry: the plugin is its default export,
+ * and the whole client is re-exported beside it.
+ */
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { newPool, type Conn, type GetOptions, type Pool } from '../src/index.js';
+import { registerAdminRoutes, registerHealthRoute } from './admin.js';
+import { BlobCache, DEFAULT_BLOB_PREFIX, DEFAULT_MAX_VALUE_BYTES, toAbstractCache, type AbstractCache } from './blobcache.js';
+import { ErrAlreadyRegistered, ErrNotConfigured, ErrUnreachable, withHttpStatus } from './errors.js';
+import { registerPoolMetrics, type MetricsHandle } from './metrics.js';
+import { resolveTarget, validateOptions, type RedisconnOptions } from './options.js';
+import { RequestConn, releaseForgotten } from './requestconn.js';
+
+/** `app.redis`: the pool and what is built on it. */
+export interface AppRedis {
+  /** The pool; null when no address is configured. */
+  readonly pool: Pool | null;
+  /** Borrows a connection (close it when done); rejects ErrNotConfigured when unconfigured. */
+  get(options?: GetOptions): Promise<Conn>;
+  /** A blob cache namespace; null when unconfigured or disabled. */
+  blobCache(namespace: string): BlobCache | null;
+  /** The same namespace speaking the abstract-cache protocol (for @fastify/caching); null likewise. */
+  abstractCache(namespace: string): AbstractCache | null;
+}
+
+/** `request.redis`: connections tied to the request. */
+export interface RequestRedis {
+  /**
+   * Borrows a connection for this request. Close it when done (`await using`);
+   * one still open when the response is sent or the client aborts is closed
+   * for you, with a warning. Rejects ErrNotConfigured when unconfigured; other
+   * errors carry an HTTP `statusCode` (503 unavailable, 500 error reply).
+   */
+  get(options?: GetOptions): Promise<Conn>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    redis: AppRedis;
+  }
+  interface FastifyRequest {
+    redis: RequestRedis;
+  }
+}
+
+const kState = Symbol('redisconn.state');
+const kRequestRedis = Symbol('redisconn.requestRedis');
+
+/** What the decorators share: swapped by `usePool`. */
+interface PluginState {
+  pool: Pool | null;
+  getTimeoutMs: number;
+  blobPrefix: string;
+  maxValueBytes: number;
+  blobCacheEnabled: boolean;
+}
+
+type StatefulApp = FastifyInstance & { [kState]?: PluginState };
+type TrackedRequest = FastifyRequest & { [kRequestRedis]: RequestRedisImpl | null };
+
+const DEFAULT_GET_TIMEOUT_MS = 5_000;
+
+function borrow(state: PluginState, options: GetOptions | undefined): Promise<Conn> {
+  const pool = state.pool;
+  if (pool === null) return Promise.reject(new ErrNotConfigured());
+  const timeoutMs = options?.timeoutMs ?? state.getTimeoutMs;
+  return pool.get({ ...options, timeoutMs }).catch((err: unknown) => Promise.reject(withHttpStatus(err)));
+}
+
+class RequestRedisImpl implements RequestRedis {
+  readonly conns: RequestConn[] = [];
+
+  constructor(private readonly state: PluginState) {}
+
+  async get(options?: GetOptions): Promise<Conn> {
+    const conn = new RequestConn(await borrow(this.state, options));
+    this.conns.push(conn);
+    return conn;
+  }
+}
+
+class AppRedisImpl implements AppRedis {
+  constructor(private readonly state: PluginState) {}
+
+  get pool(): Pool | null {
+    return this.state.pool;
+  }
+
+  get(options?: GetOptions): Promise<Conn> {
+    return borrow(this.state, options);
+  }
+
+  blobCache(namespace: string): BlobCache | null {
+    const { pool, blobCacheEnabled, blobPrefix, maxValueBytes } = this.state;
+    if (pool === null || !blobCacheEnabled) return null;
+    return new BlobCache(pool, namespace, blobPrefix, maxValueBytes);
+  }
+
+  abstractCache(namespace: string): AbstractCache | null {
+    const blobs = this.blobCache(namespace);
+    return blobs === null ? null : toAbstractCache(blobs);
+  }
+}
+
+/** Decorates `app` and its requests, and adds the hooks that release forgotten connections. */
+function install(app: FastifyInstance, state: PluginState): void {
+  if (app.hasDecorator('redis') || app.hasRequestDecorator('redis')) throw new ErrAlreadyRegistered();
+  (app as StatefulApp)[kState] = state;
+  app.decorate('redis', new AppRedisImpl(state));
+  app.decorateRequest(kRequestRedis, null);
+  app.decorateRequest('redis', {
+    getter(this: FastifyRequest): RequestRedis {
+      const tracked = this as TrackedRequest;
+      return (tracked[kRequestRedis] ??= new RequestRedisImpl(state));
+    },
+  });
+  const release = async (request: FastifyRequest): Promise<void> => {
+    const tracked = (request as TrackedRequest)[kRequestRedis];
+    if (tracked) await releaseForgotten(request, tracked.conns);
+  };
+  app.addHook('onResponse', release);
+  app.addHook('onRequestAbort', release);
+}
+
+const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, options) => {
+  validateOptions(options);
+  const target = resolveTarget(options);
+  const name = options.name ?? 'default';
+  const { addr, db } = target;
+  let pool: Pool | null = options.pool ?? null;
+  const ownsPool = pool === null && addr !== '';
+  if (ownsPool) {
+    const {
+      addr: _addr, db: _db, name: _name, getTimeoutMs: _getTimeout, connectOnStart: _connect, blobCache: _blob, metrics: _metrics,
+      admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
+    } = options;
+    pool = newPool(addr, db, poolAndDial);
+  }
+  const blobOptions = options.blobCache === false ? undefined : options.blobCache;
+  const state: PluginState = {
+    pool,
+    getTimeoutMs: options.getTimeoutMs ?? DEFAULT_GET_TIMEOUT_MS,
+    blobPrefix: blobOptions?.prefix ?? DEFAULT_BLOB_PREFIX,
+    maxValueBytes: blobOptions?.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
+    blobCacheEnabled: options.blobCache !== false,
+  };
+  install(app, state);
+
+  let metrics: MetricsHandle | null = null;
+  if (pool !== null && options.metrics !== false) {
+    const metricsOptions = options.metrics ?? {};
+    metrics = registerPoolMetrics(name, pool, metricsOptions.registry, metricsOptions.intervalMs);
+    const registry = metrics.registry;
+    if (metricsOptions.route !== undefined) {
+      app.get(metricsOptions.route, async (_request, reply) => {
+        reply.type(registry.contentType);
+        return registry.metrics();
+      });
+    }
+  }
+  if (options.admin !== undefined) registerAdminRoutes(app, options.admin, () => state.pool);
+  if (options.health !== undefined && options.health !== false) {
+    registerHealthRoute(app, options.health === true ? {} : options.health, () => state.pool);
+  }
+
+  app.addHook('onClose', async () => {
+    metrics?.close();
+    if (ownsPool) await pool?.close();
+  });
+
+  if (options.connectOnStart === true && pool !== null) {
+    const timeoutMs = options.connectTimeoutMs ?? 5_000;
+    try {
+      await using conn = await pool.get({ timeoutMs });
+      await conn.doWithTimeout(timeoutMs, 'PING');
+    } catch (err) {
+      metrics?.close();
+      if (ownsPool) await pool.close();
+      throw new ErrUnreachable(addr, (err as Error).message, { cause: err });
+    }
+  }
+};
+
+/**
+ * The redisconn Fastify plugin. Register once per app:
+ * `app.register(redisconn, { addr: '127.0.0.1:6379' })`; without `addr`/`db`
+ * it reads `--redis-addr`/`--redis-db` and `REDIS_ADDR`/`REDIS_DB`. Startup
+ * never waits for Redis unless `connectOnStart: true`.
+ */
+const redisconn = fp(redisconnPlugin, { name: 'redisconn', fastify: '5.x' });
+export default redisconn;
+
+type AppOrRequest = FastifyInstance | FastifyRequest;
+
+function isRequest(target: AppOrRequest): target is FastifyRequest {
+  return 'raw' in target && 'routeOptions' in target;
+}
+
+function appOf(target: AppOrRequest): StatefulApp {
+  return (isRequest(target) ? target.server : target) as StatefulApp;
+}
+
+/**
+ * Borrows a connection (LUCI's `redisconn.Get(ctx)`): through the request
+ * (tracked and released with it) or the app. Rejects ErrNotConfigured when no
+ * pool is configured or the plugin is not registered.
+ */
+export function getConn(target: AppOrRequest, options?: GetOptions): Promise<Conn> {
+  if (appOf(target)[kState] === undefined) return Promise.reject(new ErrNotConfigured());
+  return isRequest(target) ? target.redis.get(options) : target.redis.get(options);
+}
+
+/** The pool (LUCI's `GetPool(ctx)`), or null when not configured. */
+export function getPool(target: AppOrRequest): Pool | null {
+  return appOf(target)[kState]?.pool ?? null;
+}
+
+/**
+ * Installs a pool you built (LUCI's `UsePool`). With the plugin registered, it
+ * replaces the pool the decorators use (the old one is not closed: it is
+ * yours or the plugin's to close). Without, it decorates `app` like the
+ * plugin would, minus metrics and routes. The pool stays yours to close.
+ */
+export function usePool(app: FastifyInstance, pool: Pool): void {
+  const state = (app as StatefulApp)[kState];
+  if (state !== undefined) {
+    state.pool = pool;
+    return;
+  }
+  install(app, {
+    pool,
+    getTimeoutMs: DEFAULT_GET_TIMEOUT_MS,
+    blobPrefix: DEFAULT_BLOB_PREFIX,
+    maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
+    blobCacheEnabled: true,
+  });
+}
+
+export { redisconn };
+export { ErrNotConfigured, ErrBadOption, ErrUnreachable, ErrAlreadyRegistered, httpStatusFor, withHttpStatus } from './errors.js';
+export { optionsFromFlags } from './options.js';
+export type { RedisconnOptions, BlobCacheOptions, MetricsOptions, AdminOptions, HealthOptions, FlagOptions } from './options.js';
+export { BlobCache, toAbstractCache } from './blobcache.js';
+export type { AbstractCache, AbstractCacheEntry, AbstractCacheKey } from './blobcache.js';
+export { registerPoolMetrics } from './metrics.js';
+export type { MetricsHandle, StatsSource } from './metrics.js';
+export * from '../src/index.js';

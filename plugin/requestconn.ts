@@ -1,0 +1,93 @@
+/**
+ * Connections borrowed through a request. Each is tracked on its request so
+ * one the handler forgot to close is released (with a warning naming the
+ * route) when the response is sent or the client goes away. Their errors get
+ * an HTTP `statusCode`, so an uncaught one answers 503/500 sensibly.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { Arg, Conn, Reply } from '../src/index.js';
+import { withHttpStatus } from './errors.js';
+
+function rethrow(err: unknown): never {
+  throw withHttpStatus(err);
+}
+
+/** A borrowed connection lent to one request. */
+export class RequestConn implements Conn {
+  /** False once the handler closed it (or it was released for the handler). */
+  open = true;
+
+  constructor(private readonly inner: Conn) {}
+
+  get protocol(): 2 | 3 {
+    return this.inner.protocol;
+  }
+
+  err(): Error | null {
+    return this.inner.err();
+  }
+
+  do(cmd: string, ...args: Arg[]): Promise<Reply> {
+    return this.inner.do(cmd, ...args).catch(rethrow);
+  }
+
+  doWithTimeout(timeoutMs: number, cmd: string, ...args: Arg[]): Promise<Reply> {
+    return this.inner.doWithTimeout(timeoutMs, cmd, ...args).catch(rethrow);
+  }
+
+  doWithSignal(signal: AbortSignal, cmd: string, ...args: Arg[]): Promise<Reply> {
+    return this.inner.doWithSignal(signal, cmd, ...args).catch(rethrow);
+  }
+
+  send(cmd: string, ...args: Arg[]): void {
+    try {
+      this.inner.send(cmd, ...args);
+    } catch (err) {
+      rethrow(err);
+    }
+  }
+
+  flush(): Promise<void> {
+    return this.inner.flush().catch(rethrow);
+  }
+
+  receive(): Promise<Reply> {
+    return this.inner.receive().catch(rethrow);
+  }
+
+  receiveWithTimeout(timeoutMs: number): Promise<Reply> {
+    return this.inner.receiveWithTimeout(timeoutMs).catch(rethrow);
+  }
+
+  receiveWithSignal(signal: AbortSignal): Promise<Reply> {
+    return this.inner.receiveWithSignal(signal).catch(rethrow);
+  }
+
+  close(): Promise<void> {
+    this.open = false;
+    return this.inner.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * Closes the connections a request left open, logging a warning for each
+ * (the handler should have closed it). Safe to call more than once and for
+ * requests that borrowed nothing.
+ */
+export function releaseForgotten(request: FastifyRequest, conns: RequestConn[]): Promise<void> | undefined {
+  let closing: Promise<void>[] | undefined;
+  for (const conn of conns) {
+    if (!conn.open) continue;
+    request.log.warn(
+      { route: request.routeOptions.url ?? request.url, method: request.method },
+      'redisconn: the handler did not close a Redis connection it borrowed; released it for the handler (close it yourself, e.g. with `await using`)',
+    );
+    (closing ??= []).push(conn.close());
+  }
+  conns.length = 0;
+  return closing === undefined ? undefined : Promise.all(closing).then(() => undefined);
+}

@@ -1,0 +1,99 @@
+/**
+ * The pool's shared connection: one connection on which stateless commands
+ * from any number of callers are auto-pipelined (every command issued in the
+ * same tick goes out in one write) without an exclusive borrow.
+ */
+import type { Conn } from './conn.js';
+import type { Reply } from './resp/decode.js';
+import type { Arg } from './resp/encode.js';
+
+/**
+ * Commands that change connection state, block the connection, or return
+ * more than one reply. On the shared connection they would disturb every
+ * other caller, so `Pool.do` refuses them.
+ */
+const REFUSED = [
+  'MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH',
+  'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE',
+  'MONITOR', 'SELECT', 'SWAPDB', 'HELLO', 'AUTH', 'RESET', 'QUIT', 'CLIENT', 'READONLY', 'READWRITE',
+  'BLPOP', 'BRPOP', 'BLMOVE', 'BRPOPLPUSH', 'BLMPOP', 'BZPOPMIN', 'BZPOPMAX', 'BZMPOP',
+  'WAIT', 'WAITAOF', 'DEBUG', 'SYNC', 'PSYNC', 'SHUTDOWN',
+];
+const REFUSED_NAMES = new Set([...REFUSED, ...REFUSED.map((name) => name.toLowerCase())]);
+/** Refused only with a BLOCK argument. */
+const BLOCKING_WITH_OPTION = new Set(['XREAD', 'XREADGROUP', 'xread', 'xreadgroup']);
+
+function isBlockArg(arg: Arg): boolean {
+  return typeof arg === 'string' && arg.length === 5 && arg.toUpperCase() === 'BLOCK';
+}
+
+/**
+ * Why `cmd` may not run on the shared connection, or null when it may.
+ * Case-insensitive; cheap for ordinary commands (two Set lookups).
+ */
+export function refusalOf(cmd: string, args: readonly Arg[]): string | null {
+  let name = cmd;
+  if (!REFUSED_NAMES.has(name) && !BLOCKING_WITH_OPTION.has(name)) {
+    const upper = cmd.toUpperCase();
+    if (upper === cmd || cmd.toLowerCase() === cmd) return null;
+    name = upper;
+    if (!REFUSED_NAMES.has(name) && !BLOCKING_WITH_OPTION.has(name)) return null;
+  }
+  if (BLOCKING_WITH_OPTION.has(name) && !args.some(isBlockArg)) return null;
+  return `redisconn: ${cmd.toUpperCase()} changes or blocks the connection, so Pool.do cannot run it on the shared connection; borrow one with pool.get()`;
+}
+
+/** What the shared connection needs from its pool. */
+export interface SharedConnHost {
+  /** Dials a connection counted in the pool's stats. */
+  dialShared(): Promise<Conn>;
+  /** The shared connection broke or was replaced; uncount it. */
+  releaseShared(conn: Conn): void;
+}
+
+/**
+ * Holds the shared connection, dialing it on first use and again after it
+ * breaks. Calls in flight when it breaks reject with its fatal error; the
+ * next call gets a new connection. Nothing is retried (commands need not be
+ * idempotent).
+ */
+export class SharedConn {
+  private conn: Conn | null = null;
+  private dialing: Promise<Conn> | null = null;
+
+  constructor(private readonly host: SharedConnHost) {}
+
+  do(cmd: string, args: Arg[]): Promise<Reply> {
+    const conn = this.conn;
+    if (conn !== null && conn.err() === null) return conn.do(cmd, ...args);
+    return this.connect().then((fresh) => fresh.do(cmd, ...args));
+  }
+
+  /** Closes the shared connection (pool close). */
+  async close(): Promise<void> {
+    const pending = this.dialing;
+    this.dialing = null;
+    const conn = this.conn ?? (pending === null ? null : await pending.catch(() => null));
+    this.conn = null;
+    if (conn !== null) this.host.releaseShared(conn);
+  }
+
+  private connect(): Promise<Conn> {
+    if (this.conn !== null) {
+      this.host.releaseShared(this.conn);
+      this.conn = null;
+    }
+    this.dialing ??= this.host.dialShared().then(
+      (conn) => {
+        this.dialing = null;
+        this.conn = conn;
+        return conn;
+      },
+      (err: unknown) => {
+        this.dialing = null;
+        throw err;
+      },
+    );
+    return this.dialing;
+  }
+}

@@ -1,0 +1,1181 @@
+/**
+ * Pool against a real redis-server: redigo's pool_test.go scenarios (reuse,
+ * LIFO, maxIdle, errored conns, close with conns in use, idle timeout and max
+ * lifetime on an injected clock, testOnBorrow, maxActive with and without
+ * wait, dial errors with waiters, aborts and timeouts), the reset a returned
+ * conn gets (checked on the server with MONITOR), and newPool's LUCI defaults.
+ *
+ * After every test the pool's counters are checked against the server:
+ * `activeCount = idleCount + inUseCount`, and the clients the server lists
+ * (minus our observers) are exactly the pool's active connections.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Conn } from '../src/conn.js';
+import { dial, type DialOptions } from '../src/dial.js';
+import { ConnClosedError, PoolClosedError, PoolExhaustedError, RedisError, TimeoutError } from '../src/errors.js';
+import { newPool, Pool, type PoolOptions } from '../src/pool.js';
+import type { Reply } from '../src/resp/decode.js';
+import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
+import { clientInfo, clientList, guardProcessErrors, rejection, settle, text, type Settled } from './helpers.js';
+
+guardProcessErrors();
+
+let server: TestRedisServer;
+/** Our observer: CLIENT LIST, INFO, ECHO sync markers. Not part of any pool. */
+let admin: Conn;
+let monitor: Monitor;
+/** Pools of the running test; closed (and checked) in afterEach. */
+let pools: Pool[] = [];
+
+// ---------------------------------------------------------------------------
+// helpers
+
+/** Waits for a macrotask turn, so every ready promise has settled. */
+function tick(ms = 0): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it is true or `timeoutMs` passes; returns the last result. */
+async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2_000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > end) return false;
+    await tick(10);
+  }
+}
+
+/** A promise with its state observable without awaiting it. */
+interface Tracked<T> {
+  readonly promise: Promise<Settled<T>>;
+  settled: Settled<T> | null;
+}
+
+function track<T>(promise: Promise<T>): Tracked<T> {
+  const tracked: Tracked<T> = { promise: settle(promise), settled: null };
+  void tracked.promise.then((result) => {
+    tracked.settled = result;
+  });
+  return tracked;
+}
+
+/** A fake clock for `now`. */
+class Clock {
+  t = 1_000_000;
+  readonly now = (): number => this.t;
+  advance(ms: number): void {
+    this.t += ms;
+  }
+}
+
+/** Counts dials and remembers the conns it made; can be told to fail or stall. */
+class Dialer {
+  dials = 0;
+  readonly conns: Conn[] = [];
+  /** When set, the next dials reject with a numbered error after `failAfterMs`. */
+  failing = false;
+  failAfterMs = 0;
+  /** Delay before really dialing. */
+  delayMs = 0;
+  constructor(
+    readonly name: string,
+    readonly options: DialOptions = {},
+    readonly addr: () => string = () => server.addr,
+  ) {}
+
+  readonly dial = async (): Promise<Conn> => {
+    const n = ++this.dials;
+    if (this.failing) {
+      if (this.failAfterMs > 0) await tick(this.failAfterMs);
+      throw new Error(`dial #${n} refused`);
+    }
+    if (this.delayMs > 0) await tick(this.delayMs);
+    const conn = await dial(this.addr(), { clientName: this.name, ...this.options });
+    this.conns.push(conn);
+    return conn;
+  };
+}
+
+let poolSeq = 0;
+
+/** A pool over a counting dialer whose conns carry a unique client name. */
+function makePool(options: Partial<PoolOptions> = {}, dialOptions: DialOptions = {}): { pool: Pool; dialer: Dialer } {
+  const dialer = new Dialer(`pooltest-${++poolSeq}`, dialOptions);
+  const pool = new Pool({ dial: dialer.dial, ...options });
+  pools.push(pool);
+  return { pool, dialer };
+}
+
+/** Clients the server lists, minus our observers (admin, monitor). */
+async function serverClients(): Promise<Record<string, string>[]> {
+  const observers = new Set([monitor.id, await adminId()]);
+  return (await clientList(admin)).filter((client) => !observers.has(client.id ?? ''));
+}
+
+let adminIdCache = '';
+async function adminId(): Promise<string> {
+  if (adminIdCache === '') adminIdCache = String(await admin.do('CLIENT', 'ID'));
+  return adminIdCache;
+}
+
+/**
+ * The pool's counters are consistent, and (once closes have reached the
+ * server) the server sees exactly `activeCount` connections besides ours.
+ */
+async function expectTruth(pool: Pool, expected?: { active?: number; idle?: number }): Promise<void> {
+  const stats = pool.stats();
+  expect(stats.activeCount).toBe(stats.idleCount + stats.inUseCount);
+  expect(stats.inUseCount).toBeGreaterThanOrEqual(0);
+  expect(pool.activeCount).toBe(stats.activeCount);
+  expect(pool.idleCount).toBe(stats.idleCount);
+  if (expected?.active !== undefined) expect(stats.activeCount).toBe(expected.active);
+  if (expected?.idle !== undefined) expect(stats.idleCount).toBe(expected.idle);
+  let seen = -1;
+  await eventually(async () => (seen = (await serverClients()).length) === pool.activeCount);
+  expect(seen).toBe(pool.activeCount);
+}
+
+/** The server's client id of a (borrowed) conn. */
+async function idOf(conn: Conn): Promise<number> {
+  return (await conn.do('CLIENT', 'ID')) as number;
+}
+
+/** `calls` of a command in INFO commandstats. */
+async function commandCalls(name: string): Promise<number> {
+  const info = text(await admin.do('INFO', 'commandstats'));
+  const match = new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(info);
+  return match ? Number(match[1]) : 0;
+}
+
+interface MonitorLine {
+  addr: string;
+  args: string[];
+}
+
+function unquote(arg: string): string {
+  return arg.replace(/\\x([0-9a-f]{2})|\\(.)/g, (_, hex: string | undefined, ch: string | undefined) =>
+    hex !== undefined ? String.fromCharCode(parseInt(hex, 16)) : ch === 'n' ? '\n' : ch === 'r' ? '\r' : ch === 't' ? '\t' : (ch as string),
+  );
+}
+
+/** Parses `1700000000.123456 [0 127.0.0.1:5000] "SET" "k" "v"`. */
+function parseMonitorLine(line: string): MonitorLine | null {
+  const match = /^\S+ \[\d+ (\S+)\] (.*)$/.exec(line);
+  if (match === null) return null;
+  const args = [...(match[2] as string).matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => unquote(m[1] as string));
+  return { addr: match[1] as string, args };
+}
+
+/** A MONITOR connection recording every command the server runs. */
+class Monitor {
+  readonly lines: MonitorLine[] = [];
+  private seq = 0;
+  private constructor(
+    private readonly conn: Conn,
+    readonly id: string,
+  ) {}
+
+  static async start(addr: string): Promise<Monitor> {
+    const conn = await dial(addr);
+    const id = String(await conn.do('CLIENT', 'ID'));
+    expect(await conn.do('MONITOR')).toBe('OK');
+    const m = new Monitor(conn, id);
+    void m.pump();
+    return m;
+  }
+
+  private async pump(): Promise<void> {
+    for (;;) {
+      let reply: Reply;
+      try {
+        reply = await this.conn.receive();
+      } catch {
+        return; // closed
+      }
+      const line = parseMonitorLine(text(reply));
+      if (line !== null) this.lines.push(line);
+    }
+  }
+
+  /** Resolves once every command the server ran before now has been recorded. */
+  async sync(): Promise<void> {
+    const token = `monitor-sync-${++this.seq}`;
+    await admin.do('ECHO', token);
+    const seen = await eventually(() => this.lines.some((l) => l.args[0] === 'ECHO' && l.args[1] === token));
+    expect(seen).toBe(true);
+  }
+
+  /**
+   * The commands `addr` ran after its last `CLIENT INFO`, as strings, with
+   * the pool's random ECHO marker replaced by `<marker>`.
+   */
+  commandsAfterInfo(addr: string): string[] {
+    const mine = this.lines.filter((l) => l.addr === addr);
+    let start = 0;
+    for (let i = mine.length - 1; i >= 0; i--) {
+      const args = (mine[i] as MonitorLine).args;
+      if (args[0]?.toUpperCase() === 'CLIENT' && args[1]?.toUpperCase() === 'INFO') {
+        start = i + 1;
+        break;
+      }
+    }
+    return mine.slice(start).map((l) => l.args.join(' ').replace(/redisconn-reset-[0-9a-f]+/, '<marker>'));
+  }
+
+  close(): Promise<void> {
+    return this.conn.close();
+  }
+}
+
+let keySeq = 0;
+function key(name: string): string {
+  return `pool-test:${name}:${++keySeq}`;
+}
+
+// ---------------------------------------------------------------------------
+// setup
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  admin = await dial(server.addr);
+  monitor = await Monitor.start(server.addr);
+});
+
+afterEach(async () => {
+  const closing = pools;
+  pools = [];
+  for (const pool of closing) {
+    // Every test returns what it borrowed; a close that hangs is a failure.
+    const closed = await Promise.race([pool.close().then(() => true), tick(3_000).then(() => false)]);
+    expect(closed).toBe(true);
+    const stats = pool.stats();
+    expect(stats).toMatchObject({ activeCount: 0, idleCount: 0, inUseCount: 0 });
+  }
+  // Nothing leaked onto the server.
+  let left = -1;
+  await eventually(async () => (left = (await serverClients()).length) === 0);
+  expect(left).toBe(0);
+});
+
+afterAll(async () => {
+  await monitor?.close();
+  await admin?.close();
+  await server?.stop();
+});
+
+// ---------------------------------------------------------------------------
+// borrow and return
+
+describe('borrow and return', () => {
+  it('reuses conns: 10 rounds of borrowing 2 conns dial exactly twice', async () => {
+    const { pool, dialer } = makePool();
+    const ids = new Set<number>();
+    for (let round = 0; round < 10; round++) {
+      const a = await pool.get();
+      const b = await pool.get();
+      expect(await a.do('PING')).toBe('PONG');
+      expect(await b.do('PING')).toBe('PONG');
+      ids.add(await idOf(a));
+      ids.add(await idOf(b));
+      await a.close();
+      await b.close();
+      await expectTruth(pool, { active: 2, idle: 2 });
+    }
+    expect(dialer.dials).toBe(2);
+    expect(ids.size).toBe(2);
+    expect(pool.stats()).toMatchObject({ dials: 2, dialErrors: 0, waitCount: 0 });
+  });
+
+  it('lends the most recently returned conn first (LIFO)', async () => {
+    const { pool } = makePool();
+    const a = await pool.get();
+    const b = await pool.get();
+    const idA = await idOf(a);
+    const idB = await idOf(b);
+    await a.close();
+    await b.close();
+    const first = await pool.get();
+    expect(await idOf(first)).toBe(idB);
+    const second = await pool.get();
+    expect(await idOf(second)).toBe(idA);
+    await expectTruth(pool, { active: 2, idle: 0 });
+    await first.close();
+    await second.close();
+    await expectTruth(pool, { active: 2, idle: 2 });
+  });
+
+  it('closes the oldest idle conn when more than maxIdle come back', async () => {
+    const { pool, dialer } = makePool({ maxIdle: 2 });
+    const leases = [await pool.get(), await pool.get(), await pool.get()];
+    const ids = await Promise.all(leases.map(idOf));
+    for (const lease of leases) await lease.close();
+    await expectTruth(pool, { active: 2, idle: 2 });
+    const left = (await serverClients()).map((c) => Number(c.id)).sort((x, y) => x - y);
+    expect(left).toEqual([ids[1], ids[2]]);
+    // redigo's TestPoolMaxIdle: rounds of 3 with maxIdle 2 dial one conn per round.
+    for (let round = 0; round < 5; round++) {
+      const more = [await pool.get(), await pool.get(), await pool.get()];
+      for (const lease of more) await lease.close();
+      await expectTruth(pool, { active: 2, idle: 2 });
+    }
+    expect(dialer.dials).toBe(3 + 5);
+  });
+
+  it('discards a conn that broke while borrowed and dials a new one', async () => {
+    const { pool, dialer } = makePool();
+    const lease = await pool.get();
+    const id = await idOf(lease);
+    expect(await admin.do('CLIENT', 'KILL', 'ID', id)).toBe(1);
+    const err = await rejection(lease.do('PING'));
+    expect(err).toBeInstanceOf(ConnClosedError);
+    expect(lease.err()).toBeInstanceOf(ConnClosedError);
+    await lease.close();
+    await expectTruth(pool, { active: 0, idle: 0 });
+    const next = await pool.get();
+    expect(await idOf(next)).not.toBe(id);
+    expect(dialer.dials).toBe(2);
+    await next.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('discards a conn whose call timed out (the stream is lost)', async () => {
+    const { pool, dialer } = makePool();
+    const lease = await pool.get();
+    const err = await rejection(lease.doWithTimeout(50, 'BLPOP', key('never'), 5));
+    expect(err).toBeInstanceOf(TimeoutError);
+    await lease.close();
+    await expectTruth(pool, { active: 0, idle: 0 });
+    const next = await pool.get();
+    expect(await next.do('PING')).toBe('PONG');
+    await next.close();
+    expect(dialer.dials).toBe(2);
+  });
+
+  it('keeps a conn after an error reply (not fatal)', async () => {
+    const { pool, dialer } = makePool();
+    const lease = await pool.get();
+    const k = key('wrongtype');
+    await lease.do('SET', k, 'x');
+    const err = await rejection(lease.do('LPUSH', k, 'y'));
+    expect(err).toBeInstanceOf(RedisError);
+    await lease.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+    const next = await pool.get();
+    expect(await next.do('PING')).toBe('PONG');
+    await next.close();
+    expect(dialer.dials).toBe(1);
+  });
+
+  it('double close is harmless and use after close rejects with ConnClosedError', async () => {
+    const { pool } = makePool();
+    const lease = await pool.get();
+    await lease.close();
+    await lease.close();
+    await lease[Symbol.asyncDispose]();
+    // Returned once, not three times.
+    await expectTruth(pool, { active: 1, idle: 1 });
+    expect(await rejection(lease.do('PING'))).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(lease.doWithTimeout(100, 'PING'))).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(lease.doWithSignal(new AbortController().signal, 'PING'))).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(lease.receive())).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(lease.receiveWithTimeout(100))).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(lease.flush())).toBeInstanceOf(ConnClosedError);
+    expect(() => lease.send('PING')).toThrow(ConnClosedError);
+    expect(lease.err()).toBeInstanceOf(ConnClosedError);
+    expect((lease.err() as ConnClosedError).code).toBe('REDIS_CONN_CLOSED');
+    // The conn itself is fine and lent again, to a new lease.
+    const again = await pool.get();
+    expect(again).not.toBe(lease);
+    expect(await again.do('PING')).toBe('PONG');
+    expect(await rejection(lease.do('PING'))).toBeInstanceOf(ConnClosedError);
+    await again.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('await using returns the conn', async () => {
+    const { pool } = makePool();
+    {
+      await using lease = await pool.get();
+      expect(await lease.do('PING')).toBe('PONG');
+      await expectTruth(pool, { active: 1, idle: 0 });
+    }
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// close
+
+describe('close', () => {
+  it('closes idle conns at once and in-use conns when they come back; close() resolves after', async () => {
+    const { pool } = makePool();
+    const kept = await pool.get();
+    const returned = await pool.get();
+    await returned.close();
+    await expectTruth(pool, { active: 2, idle: 1 });
+    const closing = track(pool.close());
+    await tick(50);
+    expect(closing.settled).toBeNull();
+    // The idle one is gone from the server; the borrowed one still works.
+    await expectTruth(pool, { active: 1, idle: 0 });
+    expect(await kept.do('PING')).toBe('PONG');
+    expect(await rejection(pool.get())).toBeInstanceOf(PoolClosedError);
+    await kept.close();
+    const result = await closing.promise;
+    expect(result.ok).toBe(true);
+    await expectTruth(pool, { active: 0, idle: 0 });
+    // Closing again is harmless and resolves at once.
+    await pool.close();
+    const err = await rejection(pool.get());
+    expect(err).toBeInstanceOf(PoolClosedError);
+    expect((err as PoolClosedError).code).toBe('REDIS_POOL_CLOSED');
+  });
+
+  it('close wakes every waiter with PoolClosedError', async () => {
+    const { pool, dialer } = makePool({ maxActive: 1, wait: true });
+    const held = await pool.get();
+    const waiters = Array.from({ length: 5 }, () => track(pool.get()));
+    await tick(20);
+    expect(waiters.every((w) => w.settled === null)).toBe(true);
+    expect(pool.stats().waitCount).toBe(5);
+    const closing = track(pool.close());
+    const results = await Promise.all(waiters.map((w) => w.promise));
+    for (const result of results) {
+      expect(result.ok).toBe(false);
+      expect((result as { error: unknown }).error).toBeInstanceOf(PoolClosedError);
+    }
+    expect(closing.settled).toBeNull();
+    await held.close();
+    expect((await closing.promise).ok).toBe(true);
+    expect(dialer.dials).toBe(1);
+    await expectTruth(pool, { active: 0 });
+  });
+
+  it('close during a dial: the dialed conn is closed and the caller gets PoolClosedError', async () => {
+    const { pool, dialer } = makePool();
+    dialer.delayMs = 100;
+    const getting = track(pool.get());
+    await tick(10);
+    const closing = track(pool.close());
+    const result = await getting.promise;
+    expect(result.ok).toBe(false);
+    expect((result as { error: unknown }).error).toBeInstanceOf(PoolClosedError);
+    expect((await closing.promise).ok).toBe(true);
+    expect(dialer.conns).toHaveLength(1);
+    expect((dialer.conns[0] as Conn).err()).toBeInstanceOf(ConnClosedError);
+    await expectTruth(pool, { active: 0 });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// idle timeout, lifetime, testOnBorrow (injected clock, no sleeps)
+
+describe('idle timeout, max lifetime and testOnBorrow on an injected clock', () => {
+  it('closes an idle conn once idleTimeoutMs has passed, reuses it before', async () => {
+    const clock = new Clock();
+    const { pool, dialer } = makePool({ idleTimeoutMs: 1_000, now: clock.now });
+    const first = await pool.get();
+    const firstId = await idOf(first);
+    await first.close();
+    clock.advance(999);
+    const again = await pool.get();
+    expect(await idOf(again)).toBe(firstId);
+    await again.close();
+    expect(dialer.dials).toBe(1);
+    clock.advance(1_000);
+    const fresh = await pool.get();
+    expect(await idOf(fresh)).not.toBe(firstId);
+    expect(dialer.dials).toBe(2);
+    await expectTruth(pool, { active: 1, idle: 0 });
+    const ids = (await serverClients()).map((c) => Number(c.id));
+    expect(ids).not.toContain(firstId);
+    await fresh.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('closes conns past maxConnLifetimeMs on borrow and on return', async () => {
+    const clock = new Clock();
+    const { pool, dialer } = makePool({ maxConnLifetimeMs: 1_000, idleTimeoutMs: 0, now: clock.now });
+    const a = await pool.get();
+    const idA = await idOf(a);
+    clock.advance(500);
+    await a.close();
+    clock.advance(100);
+    const b = await pool.get(); // 600 ms old: reused
+    expect(await idOf(b)).toBe(idA);
+    clock.advance(400); // 1000 ms old when returned: closed
+    await b.close();
+    await expectTruth(pool, { active: 0, idle: 0 });
+    const c = await pool.get();
+    const idC = await idOf(c);
+    expect(idC).not.toBe(idA);
+    clock.advance(999);
+    await c.close(); // 999 ms old: kept
+    await expectTruth(pool, { active: 1, idle: 1 });
+    clock.advance(1);
+    const d = await pool.get(); // 1000 ms old on borrow: closed, a new one dialed
+    expect(await idOf(d)).not.toBe(idC);
+    expect(dialer.dials).toBe(3);
+    await d.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('testOnBorrow failing: the conn is closed and a new one dialed; lastUsed grows', async () => {
+    const clock = new Clock();
+    const seen: number[] = [];
+    const { pool, dialer } = makePool({
+      now: clock.now,
+      testOnBorrow: (_conn, lastUsed) => {
+        seen.push(lastUsed);
+        throw new Error('stale');
+      },
+    });
+    const ids = new Set<number>();
+    for (let round = 1; round <= 5; round++) {
+      const lease = await pool.get();
+      ids.add(await idOf(lease));
+      clock.advance(10);
+      await lease.close();
+      await expectTruth(pool, { active: 1, idle: 1 });
+    }
+    expect(seen).toEqual([1_000_010, 1_000_020, 1_000_030, 1_000_040]);
+    expect(dialer.dials).toBe(5);
+    expect(ids.size).toBe(5);
+  });
+
+  it('testOnBorrow passing (also async): the same conn, lastUsed grows', async () => {
+    const clock = new Clock();
+    const seen: number[] = [];
+    const { pool, dialer } = makePool({
+      now: clock.now,
+      testOnBorrow: async (conn, lastUsed) => {
+        seen.push(lastUsed);
+        expect(await conn.do('PING')).toBe('PONG');
+      },
+    });
+    const ids = new Set<number>();
+    for (let round = 1; round <= 5; round++) {
+      const lease = await pool.get();
+      ids.add(await idOf(lease));
+      clock.advance(10);
+      await lease.close();
+    }
+    expect(seen).toEqual([1_000_010, 1_000_020, 1_000_030, 1_000_040]);
+    expect(dialer.dials).toBe(1);
+    expect(ids.size).toBe(1);
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('testOnBorrow failing on one of several idle conns tries the next idle one before dialing', async () => {
+    const bad = new Set<Conn>();
+    const { pool, dialer } = makePool({
+      testOnBorrow: (conn) => {
+        if (bad.has(conn)) throw new Error('bad');
+      },
+    });
+    const a = await pool.get();
+    const b = await pool.get();
+    const idA = await idOf(a);
+    await a.close();
+    await b.close(); // b is on top of the LIFO list
+    bad.add(dialer.conns[1] as Conn);
+    const lease = await pool.get();
+    expect(await idOf(lease)).toBe(idA);
+    expect(dialer.dials).toBe(2);
+    await expectTruth(pool, { active: 1, idle: 0 });
+    await lease.close();
+  });
+
+  it('100 idle conns all failing testOnBorrow under 100 concurrent gets: exactly 200 dials', async () => {
+    const old = new Set<Conn>();
+    let tests = 0;
+    const { pool, dialer } = makePool({
+      maxIdle: 100,
+      maxActive: 0,
+      testOnBorrow: async (conn) => {
+        tests++;
+        await tick(1);
+        if (old.has(conn)) throw new Error('stale');
+      },
+    });
+    const first = await Promise.all(Array.from({ length: 100 }, () => pool.get()));
+    await Promise.all(first.map((lease) => lease.close()));
+    await expectTruth(pool, { active: 100, idle: 100 });
+    for (const conn of dialer.conns) old.add(conn);
+    const second = await Promise.all(Array.from({ length: 100 }, () => pool.get()));
+    expect(dialer.dials).toBe(200);
+    expect(pool.stats().dials).toBe(200);
+    expect(tests).toBe(100);
+    await expectTruth(pool, { active: 100, idle: 0 });
+    const ids = new Set(await Promise.all(second.map(idOf)));
+    expect(ids.size).toBe(100);
+    await Promise.all(second.map((lease) => lease.close()));
+    await expectTruth(pool, { active: 100, idle: 100 });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// maxActive, waiting, dial errors
+
+describe('maxActive and waiting', () => {
+  it('maxActive without wait rejects with PoolExhaustedError', async () => {
+    const { pool, dialer } = makePool({ maxActive: 2, wait: false });
+    const a = await pool.get();
+    const b = await pool.get();
+    const err = await rejection(pool.get());
+    expect(err).toBeInstanceOf(PoolExhaustedError);
+    expect((err as PoolExhaustedError).code).toBe('REDIS_POOL_EXHAUSTED');
+    expect(dialer.dials).toBe(2);
+    await expectTruth(pool, { active: 2, idle: 0 });
+    await a.close();
+    const c = await pool.get();
+    expect(await c.do('PING')).toBe('PONG');
+    expect(dialer.dials).toBe(2);
+    await b.close();
+    await c.close();
+    expect(pool.stats().waitCount).toBe(0);
+    await expectTruth(pool, { active: 2, idle: 2 });
+  });
+
+  it('a failed dial frees its slot (maxActive without wait)', async () => {
+    const { pool, dialer } = makePool({ maxActive: 1, wait: false });
+    dialer.failing = true;
+    for (let i = 1; i <= 3; i++) {
+      const err = await rejection(pool.get());
+      expect((err as Error).message).toBe(`dial #${i} refused`);
+    }
+    expect(pool.stats()).toMatchObject({ activeCount: 0, dials: 3, dialErrors: 3 });
+    dialer.failing = false;
+    const lease = await pool.get();
+    expect(await lease.do('PING')).toBe('PONG');
+    await lease.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('wait: 10 blocked callers are released one by one in FIFO order', async () => {
+    const clock = new Clock();
+    const { pool, dialer } = makePool({ maxActive: 1, wait: true, now: clock.now });
+    let current = await pool.get();
+    const id = await idOf(current);
+    const order: number[] = [];
+    const waiters = Array.from({ length: 10 }, (_, i) =>
+      track(
+        pool.get().then((lease) => {
+          order.push(i);
+          return lease;
+        }),
+      ),
+    );
+    await tick(20);
+    expect(order).toEqual([]);
+    expect(pool.stats().waitCount).toBe(10);
+    for (let i = 0; i < 10; i++) {
+      clock.advance(5);
+      await current.close();
+      const result = await (waiters[i] as Tracked<Conn>).promise;
+      expect(result.ok).toBe(true);
+      current = (result as { value: Conn }).value;
+      await tick(5);
+      // Exactly one more released, the oldest.
+      expect(order).toEqual(Array.from({ length: i + 1 }, (_, j) => j));
+      expect(waiters.filter((w) => w.settled !== null)).toHaveLength(i + 1);
+      expect(await idOf(current)).toBe(id);
+      await expectTruth(pool, { active: 1, idle: 0 });
+    }
+    await current.close();
+    expect(dialer.dials).toBe(1);
+    // Waiter i waited (i + 1) * 5 ms on the injected clock.
+    expect(pool.stats()).toMatchObject({ waitCount: 10, waitDurationMs: 5 * 55, dials: 1 });
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('an aborted waiter leaves the line; the others keep their order', async () => {
+    const { pool } = makePool({ maxActive: 1 });
+    const held = await pool.get();
+    const controller = new AbortController();
+    const first = track(pool.get());
+    const middle = track(pool.get({ signal: controller.signal }));
+    const last = track(pool.get());
+    const reason = new Error('caller gave up');
+    controller.abort(reason);
+    const aborted = await middle.promise;
+    expect(aborted).toEqual({ ok: false, error: reason });
+    await held.close();
+    const a = await first.promise;
+    expect(a.ok).toBe(true);
+    await tick(10);
+    expect(last.settled).toBeNull();
+    await (a as { value: Conn }).value.close();
+    const c = await last.promise;
+    expect(c.ok).toBe(true);
+    await (c as { value: Conn }).value.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('abort while waiting rejects with the reason and frees nothing twice', async () => {
+    const { pool, dialer } = makePool({ maxActive: 1 });
+    const held = await pool.get();
+    const controller = new AbortController();
+    const waiting = track(pool.get({ signal: controller.signal }));
+    await tick(10);
+    expect(waiting.settled).toBeNull();
+    controller.abort();
+    const result = await waiting.promise;
+    expect(result.ok).toBe(false);
+    expect((result as { error: Error }).error.name).toBe('AbortError');
+    await held.close();
+    // The conn went idle, not to the abandoned waiter.
+    await expectTruth(pool, { active: 1, idle: 1 });
+    const lease = await pool.get();
+    await lease.close();
+    expect(dialer.dials).toBe(1);
+    // An already aborted signal rejects at once, without dialing.
+    const done = new AbortController();
+    done.abort(new Error('already'));
+    expect(((await rejection(pool.get({ signal: done.signal }))) as Error).message).toBe('already');
+    expect(dialer.dials).toBe(1);
+  });
+
+  it('timeoutMs while waiting rejects with TimeoutError', async () => {
+    const { pool } = makePool({ maxActive: 1 });
+    const held = await pool.get();
+    const started = performance.now();
+    const err = await rejection(pool.get({ timeoutMs: 80 }));
+    const elapsed = performance.now() - started;
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as TimeoutError).code).toBe('REDIS_TIMEOUT');
+    expect(elapsed).toBeGreaterThanOrEqual(70);
+    expect(elapsed).toBeLessThan(1_000);
+    await held.close();
+    // The timed-out waiter is gone: the next get takes the idle conn at once.
+    const lease = await pool.get({ timeoutMs: 80 });
+    expect(await lease.do('PING')).toBe('PONG');
+    await lease.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+    expect(await rejection(pool.get({ timeoutMs: -1 }))).toBeInstanceOf(RangeError);
+  });
+
+  it('a get with timeoutMs that succeeds does not leave its deadline armed', async () => {
+    const { pool } = makePool({ maxActive: 1 });
+    const lease = await pool.get({ timeoutMs: 60 });
+    await tick(120); // past the deadline while borrowed
+    expect(await lease.do('PING')).toBe('PONG');
+    expect(lease.err()).toBeNull();
+    await lease.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('dial errors with waiters: each waiter gets a dial turn, every error reaches its caller, no busy loop', async () => {
+    const { pool, dialer } = makePool({ maxActive: 1, wait: true });
+    dialer.failing = true;
+    dialer.failAfterMs = 20;
+    const gets = Array.from({ length: 6 }, () => track(pool.get()));
+    const results = await Promise.race([Promise.all(gets.map((g) => g.promise)), tick(3_000).then(() => null)]);
+    expect(results).not.toBeNull();
+    const messages = (results as Settled<Conn>[]).map((r) => (r.ok ? 'ok' : (r.error as Error).message));
+    // Dialed one after another, in FIFO order, each failing with its own error.
+    expect(messages).toEqual([1, 2, 3, 4, 5, 6].map((n) => `dial #${n} refused`));
+    await tick(100);
+    expect(dialer.dials).toBe(6);
+    expect(pool.stats()).toMatchObject({ activeCount: 0, idleCount: 0, dials: 6, dialErrors: 6, waitCount: 5 });
+    dialer.failing = false;
+    const lease = await pool.get();
+    expect(await lease.do('PING')).toBe('PONG');
+    await lease.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('dial errors with a conn held: the freed slot goes to the next waiter, no waiter hangs', async () => {
+    const { pool, dialer } = makePool({ maxActive: 2, wait: true });
+    const held = await pool.get();
+    dialer.failing = true;
+    dialer.failAfterMs = 10;
+    const gets = Array.from({ length: 4 }, () => track(pool.get({ timeoutMs: 2_000 })));
+    const results = await Promise.all(gets.map((g) => g.promise));
+    expect(results.map((r) => (r.ok ? 'ok' : (r.error as Error).message))).toEqual([2, 3, 4, 5].map((n) => `dial #${n} refused`));
+    await expectTruth(pool, { active: 1, idle: 0 });
+    dialer.failing = false;
+    // With the held conn returned, a waiter gets it; no new dial.
+    const blocked = await pool.get();
+    const waiter = track(pool.get());
+    await tick(10);
+    expect(waiter.settled).toBeNull();
+    await held.close();
+    const got = await waiter.promise;
+    expect(got.ok).toBe(true);
+    await (got as { value: Conn }).value.close();
+    await blocked.close();
+    expect(dialer.dials).toBe(6);
+    await expectTruth(pool, { active: 2, idle: 2 });
+  });
+
+  it('a real dial error names the address and reaches every waiter', async () => {
+    const port = await freePort();
+    const addr = `127.0.0.1:${port}`;
+    let dials = 0;
+    const pool = new Pool({
+      dial: () => {
+        dials++;
+        return dial(addr, { connectTimeoutMs: 1_000 });
+      },
+      maxActive: 2,
+    });
+    pools.push(pool);
+    const started = performance.now();
+    const results = await Promise.all(Array.from({ length: 5 }, () => settle(pool.get())));
+    expect(performance.now() - started).toBeLessThan(1_500);
+    for (const result of results) {
+      expect(result.ok).toBe(false);
+      const err = (result as { error: Error }).error;
+      expect(err).toBeInstanceOf(ConnClosedError);
+      expect(err.message).toContain(addr);
+    }
+    await tick(50);
+    expect(dials).toBe(5);
+    expect(pool.stats()).toMatchObject({ activeCount: 0, dials: 5, dialErrors: 5 });
+  });
+
+  it('abort during a slow dial: the caller is released, the late conn goes idle', async () => {
+    const { pool, dialer } = makePool();
+    dialer.delayMs = 150;
+    const started = performance.now();
+    const err = await rejection(pool.get({ timeoutMs: 30 }));
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(performance.now() - started).toBeLessThan(140);
+    expect(pool.stats()).toMatchObject({ activeCount: 1, idleCount: 0 });
+    const controller = new AbortController();
+    const aborted = track(pool.get({ signal: controller.signal }));
+    await tick(10);
+    controller.abort(new Error('stop'));
+    expect(await aborted.promise).toMatchObject({ ok: false, error: { message: 'stop' } });
+    // Both dials finish later and their conns become idle, counted exactly.
+    expect(await eventually(() => pool.idleCount === 2)).toBe(true);
+    await expectTruth(pool, { active: 2, idle: 2 });
+    dialer.delayMs = 0;
+    const lease = await pool.get();
+    expect(await lease.do('PING')).toBe('PONG');
+    await lease.close();
+    expect(dialer.dials).toBe(2);
+  });
+
+  it('abort during a slow dial that then fails frees the slot', async () => {
+    const { pool, dialer } = makePool({ maxActive: 1 });
+    dialer.failing = true;
+    dialer.failAfterMs = 80;
+    const err = await rejection(pool.get({ timeoutMs: 20 }));
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(pool.activeCount).toBe(1); // still dialing
+    expect(await eventually(() => pool.activeCount === 0)).toBe(true);
+    expect(pool.stats()).toMatchObject({ dials: 1, dialErrors: 1 });
+    dialer.failing = false;
+    const lease = await pool.get({ timeoutMs: 1_000 });
+    await lease.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// reset on return, seen from the server
+
+describe('reset of a returned conn (seen by MONITOR)', () => {
+  /**
+   * Borrows the pool's only conn, notes its address with CLIENT INFO, runs
+   * `scenario`, returns the conn and answers the commands the server saw
+   * from it after CLIENT INFO.
+   */
+  async function commandsAfter(pool: Pool, scenario: (conn: Conn) => Promise<void>): Promise<{ addr: string; commands: string[] }> {
+    const lease = await pool.get();
+    const { addr } = await clientInfo(lease);
+    await scenario(lease);
+    await lease.close();
+    await monitor.sync();
+    return { addr: addr as string, commands: monitor.commandsAfterInfo(addr as string) };
+  }
+
+  /** The next borrower gets the same, clean conn. */
+  async function expectCleanReuse(pool: Pool, addr: string): Promise<Conn> {
+    const lease = await pool.get();
+    const info = await clientInfo(lease);
+    expect(info.addr).toBe(addr);
+    expect(info).toMatchObject({ flags: 'N', sub: '0', psub: '0', multi: '-1', db: '0' });
+    expect(info.ssub ?? '0').toBe('0');
+    expect(await lease.do('PING')).toBe('PONG');
+    expect(text(await lease.do('ECHO', 'fresh'))).toBe('fresh');
+    return lease;
+  }
+
+  it('SUBSCRIBE → UNSUBSCRIBE, PUNSUBSCRIBE, ECHO marker; the conn is reused clean', async () => {
+    const { pool } = makePool();
+    const channel = key('chan');
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      const reply = (await conn.do('SUBSCRIBE', channel)) as Reply[];
+      expect(text(reply[0])).toBe('subscribe');
+      // Messages in flight when the conn is returned are drained too.
+      for (let i = 0; i < 20; i++) await admin.do('PUBLISH', channel, `m${i}`);
+    });
+    expect(commands).toEqual([`SUBSCRIBE ${channel}`, 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'ECHO <marker>']);
+    const lease = await expectCleanReuse(pool, addr);
+    await lease.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('PSUBSCRIBE to several patterns, pipelined with send → the same reset', async () => {
+    const { pool } = makePool();
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      conn.send('psubscribe', 'a.*');
+      conn.send('PSUBSCRIBE', 'b.*', 'c.*');
+      await conn.flush();
+      expect(text(((await conn.receive()) as Reply[])[0])).toBe('psubscribe');
+    });
+    expect(commands).toEqual(['psubscribe a.*', 'PSUBSCRIBE b.* c.*', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'ECHO <marker>']);
+    const lease = await expectCleanReuse(pool, addr);
+    await lease.close();
+  });
+
+  it('SSUBSCRIBE → UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE, ECHO marker', async () => {
+    const { pool } = makePool();
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      await conn.do('SSUBSCRIBE', 'shard-chan');
+    });
+    expect(commands).toEqual(['SSUBSCRIBE shard-chan', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'ECHO <marker>']);
+    const lease = await expectCleanReuse(pool, addr);
+    await lease.close();
+  });
+
+  it('WATCH → UNWATCH (and the next borrower is not watching)', async () => {
+    const { pool } = makePool();
+    const k = key('watched');
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      expect(await conn.do('WATCH', k)).toBe('OK');
+    });
+    expect(commands).toEqual([`WATCH ${k}`, 'UNWATCH']);
+    await admin.do('SET', k, 'changed');
+    const lease = await expectCleanReuse(pool, addr);
+    // Still watching would make this EXEC abort (null).
+    await lease.do('MULTI');
+    await lease.do('SET', k, 'mine');
+    expect(await lease.do('EXEC')).toEqual(['OK']);
+    await lease.close();
+  });
+
+  it('lowercase watch is tracked too', async () => {
+    const { pool } = makePool();
+    const k = key('watched-lc');
+    const { commands } = await commandsAfter(pool, async (conn) => {
+      await conn.do('watch', k);
+    });
+    expect(commands).toEqual([`watch ${k}`, 'UNWATCH']);
+  });
+
+  it('WATCH + MULTI → DISCARD only', async () => {
+    const { pool } = makePool();
+    const k = key('multi');
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      await conn.do('WATCH', k);
+      await conn.do('MULTI');
+      expect(await conn.do('SET', k, 'v')).toBe('QUEUED');
+    });
+    expect(commands).toEqual([`WATCH ${k}`, 'MULTI', 'DISCARD']);
+    const lease = await expectCleanReuse(pool, addr);
+    expect(await lease.do('GET', k)).toBeNull();
+    await lease.close();
+  });
+
+  it('WATCH + MULTI + EXEC → nothing extra', async () => {
+    const { pool } = makePool();
+    const k = key('exec');
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      await conn.do('WATCH', k);
+      await conn.do('MULTI');
+      await conn.do('SET', k, 'v');
+      expect(await conn.do('EXEC')).toEqual(['OK']);
+    });
+    expect(commands.filter((c) => c !== `SET ${k} v`)).toEqual([`WATCH ${k}`, 'MULTI', 'EXEC']);
+    expect(commands).toHaveLength(4);
+    const lease = await expectCleanReuse(pool, addr);
+    await lease.close();
+  });
+
+  it('MULTI + DISCARD → nothing extra', async () => {
+    const { pool } = makePool();
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      await conn.do('MULTI');
+      await conn.do('PING');
+      await conn.do('DISCARD');
+    });
+    expect(commands).toEqual(['MULTI', 'DISCARD']);
+    const lease = await expectCleanReuse(pool, addr);
+    await lease.close();
+  });
+
+  it('MULTI/EXEC pipelined with send and never read: replies drained, the next borrower reads only its own', async () => {
+    const { pool } = makePool();
+    const k = key('pipelined');
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      conn.send('MULTI');
+      conn.send('INCR', k);
+      conn.send('EXEC');
+      conn.send('ECHO', 'stale');
+      await conn.flush();
+    });
+    expect(commands.filter((c) => c !== `INCR ${k}`)).toEqual(['MULTI', 'EXEC', 'ECHO stale']);
+    const lease = await expectCleanReuse(pool, addr);
+    expect(text(await lease.do('GET', k))).toBe('1');
+    await lease.close();
+  });
+
+  it('MONITOR → the conn is closed, not reused', async () => {
+    const { pool, dialer } = makePool();
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      expect(await conn.do('MONITOR')).toBe('OK');
+    });
+    expect(commands).toEqual([]); // MONITOR itself is not shown to monitors
+    await expectTruth(pool, { active: 0, idle: 0 });
+    expect((await serverClients()).map((c) => c.addr)).not.toContain(addr);
+    const lease = await pool.get();
+    expect((await clientInfo(lease)).addr).not.toBe(addr);
+    expect(dialer.dials).toBe(2);
+    await lease.close();
+  });
+
+  it('SELECT → the conn is closed, not reused', async () => {
+    const { pool, dialer } = makePool();
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      expect(await conn.do('SELECT', 2)).toBe('OK');
+    });
+    expect(commands).toEqual(['SELECT 2']);
+    await expectTruth(pool, { active: 0, idle: 0 });
+    expect((await serverClients()).map((c) => c.addr)).not.toContain(addr);
+    const lease = await pool.get();
+    expect((await clientInfo(lease)).db).toBe('0');
+    expect(dialer.dials).toBe(2);
+    await lease.close();
+  });
+
+  it('plain commands → nothing extra, same conn reused', async () => {
+    const { pool } = makePool();
+    const k = key('plain');
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      await conn.do('SET', k, '1');
+      await conn.do('GET', k);
+    });
+    expect(commands).toEqual([`SET ${k} 1`, `GET ${k}`]);
+    const lease = await expectCleanReuse(pool, addr);
+    await lease.close();
+  });
+});
+
+// ---------------------------------------------------------------------------
+// newPool: LUCI's defaults
+
+describe("newPool: LUCI's defaults", () => {
+  function luciPool(overrides: Parameters<typeof newPool>[2] = {}, db = 0): Pool {
+    const pool = newPool(server.addr, db, { clientName: `luci-${++poolSeq}`, ...overrides });
+    pools.push(pool);
+    return pool;
+  }
+
+  it('keeps 64 idle conns (maxIdle 64)', async () => {
+    const pool = luciPool();
+    const leases = await Promise.all(Array.from({ length: 70 }, () => pool.get()));
+    await expectTruth(pool, { active: 70, idle: 0 });
+    await Promise.all(leases.map((lease) => lease.close()));
+    await expectTruth(pool, { active: 64, idle: 64 });
+    expect(pool.stats().dials).toBe(70);
+  });
+
+  it('lends 512 conns at once, the 513th waits (maxActive 512, wait true)', async () => {
+    const pool = luciPool();
+    const leases = await Promise.all(Array.from({ length: 512 }, () => pool.get()));
+    await expectTruth(pool, { active: 512, idle: 0 });
+    const err = await rejection(pool.get({ timeoutMs: 50 }));
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(pool.stats()).toMatchObject({ waitCount: 1, dials: 512 });
+    const waiting = track(pool.get());
+    await tick(10);
+    expect(waiting.settled).toBeNull();
+    await (leases[0] as Conn).close();
+    const got = await waiting.promise;
+    expect(got.ok).toBe(true);
+    leases[0] = (got as { value: Conn }).value;
+    await Promise.all(leases.map((lease) => lease.close()));
+    await expectTruth(pool, { active: 64, idle: 64 });
+  });
+
+  it('closes conns idle for 3 minutes; PINGs on borrow only after more than 1 minute idle', async () => {
+    const clock = new Clock();
+    const pool = luciPool({ now: clock.now });
+    const first = await pool.get();
+    const id = await idOf(first);
+    await first.close();
+    const pingsBefore = await commandCalls('ping');
+
+    clock.advance(60_000); // exactly 1 min: no PING
+    let lease = await pool.get();
+    expect(await idOf(lease)).toBe(id);
+    await lease.close();
+    expect(await commandCalls('ping')).toBe(pingsBefore);
+
+    clock.advance(60_001); // over 1 min: one PING, same conn
+    lease = await pool.get();
+    expect(await idOf(lease)).toBe(id);
+    await lease.close();
+    expect(await commandCalls('ping')).toBe(pingsBefore + 1);
+
+    clock.advance(179_999); // just under 3 min: PING, reused
+    lease = await pool.get();
+    expect(await idOf(lease)).toBe(id);
+    await lease.close();
+    expect(await commandCalls('ping')).toBe(pingsBefore + 2);
+    expect(pool.stats().dials).toBe(1);
+
+    clock.advance(180_000); // 3 min: closed without a PING, a new conn dialed
+    lease = await pool.get();
+    expect(await idOf(lease)).not.toBe(id);
+    expect(await commandCalls('ping')).toBe(pingsBefore + 2);
+    expect(pool.stats().dials).toBe(2);
+    await expectTruth(pool, { active: 1, idle: 0 });
+    await lease.close();
+  });
+
+  it('a failing borrow PING closes the conn and dials a new one', async () => {
+    const clock = new Clock();
+    const pool = luciPool({ now: clock.now });
+    const first = await pool.get();
+    const id = await idOf(first);
+    await first.close();
+    await admin.do('CLIENT', 'KILL', 'ID', id);
+    await tick(20);
+    clock.advance(61_000);
+    const lease = await pool.get();
+    expect(await idOf(lease)).not.toBe(id);
+    expect(pool.stats().dials).toBe(2);
+    await lease.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('selects the db and passes dial options through', async () => {
+    const pool = luciPool({ decodeStrings: true }, 3);
+    const lease = await pool.get();
+    const info = await clientInfo(lease);
+    expect(info.db).toBe('3');
+    await lease.do('SET', 'luci-db-key', 'é');
+    expect(await lease.do('GET', 'luci-db-key')).toBe('é');
+    await lease.close();
+    expect(await admin.do('EXISTS', 'luci-db-key')).toBe(0); // admin is on db 0
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('has a 5 s read timeout', async () => {
+    const pool = luciPool();
+    const lease = await pool.get();
+    const started = performance.now();
+    const err = await rejection(lease.do('BLPOP', key('luci-never'), 0));
+    const elapsed = performance.now() - started;
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(elapsed).toBeGreaterThanOrEqual(4_900);
+    expect(elapsed).toBeLessThan(6_500);
+    await lease.close();
+    await expectTruth(pool, { active: 0, idle: 0 });
+  }, 15_000);
+});

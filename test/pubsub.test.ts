@@ -1,0 +1,365 @@
+/**
+ * PubSubConn against a real redis-server, on RESP2 and RESP3: subscription
+ * counts, message / pmessage / smessage delivery, binary payloads, PING,
+ * timeouts, error replies, pooled reuse, async iteration and close.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Conn } from '../src/conn.js';
+import { dial, type DialOptions } from '../src/dial.js';
+import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from '../src/errors.js';
+import { Pool } from '../src/pool.js';
+import { PubSubConn, type PubSubNotification } from '../src/pubsub.js';
+import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
+import { clientInfo, guardProcessErrors, rejection, settle } from './helpers.js';
+
+guardProcessErrors();
+
+let server: TestRedisServer;
+let publisher: Conn;
+const conns: Conn[] = [];
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  publisher = await dial(server.addr);
+  conns.push(publisher);
+});
+
+afterAll(async () => {
+  await Promise.all(conns.map((conn) => conn.close()));
+  await server?.stop();
+});
+
+let seq = 0;
+/** A channel (or pattern prefix) no other test uses. */
+function unique(name: string): string {
+  return `pubsub-test:${name}:${++seq}`;
+}
+
+/** Waits until the server has registered `count` subscribers on `channel`. */
+async function subscribers(channel: string, count: number): Promise<void> {
+  for (;;) {
+    const reply = await publisher.do('PUBSUB', 'NUMSUB', channel);
+    if (Array.isArray(reply) && reply[1] === count) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe.each([2, 3] as const)('RESP%i', (protocol) => {
+  async function connect(options: DialOptions = {}): Promise<Conn> {
+    const conn = await dial(server.addr, { protocol, ...options });
+    conns.push(conn);
+    return conn;
+  }
+
+  async function pubsub(options: DialOptions = {}): Promise<PubSubConn> {
+    return new PubSubConn(await connect(options));
+  }
+
+  it('dials the protocol under test', async () => {
+    const psc = await pubsub();
+    expect(psc.conn.protocol).toBe(protocol);
+    expect((await clientInfo(psc.conn)).resp).toBe(String(protocol));
+  });
+
+  it('counts subscriptions 1, 2, 3, 4 across channels and patterns, and counts them down', async () => {
+    const psc = await pubsub();
+    const [c1, c2, p1, p2] = [unique('c1'), unique('c2'), `${unique('p1')}*`, `${unique('p2')}*`];
+    await psc.subscribe(c1);
+    await psc.subscribe(c2);
+    await psc.psubscribe(p1);
+    await psc.psubscribe(p2);
+    expect(await psc.receive()).toEqual({ kind: 'subscribe', channel: c1, count: 1 });
+    expect(await psc.receive()).toEqual({ kind: 'subscribe', channel: c2, count: 2 });
+    expect(await psc.receive()).toEqual({ kind: 'psubscribe', channel: p1, count: 3 });
+    expect(await psc.receive()).toEqual({ kind: 'psubscribe', channel: p2, count: 4 });
+
+    await psc.punsubscribe(p1);
+    expect(await psc.receive()).toEqual({ kind: 'punsubscribe', channel: p1, count: 3 });
+    await psc.punsubscribe();
+    expect(await psc.receive()).toEqual({ kind: 'punsubscribe', channel: p2, count: 2 });
+    await psc.unsubscribe();
+    const last = [await psc.receive(), await psc.receive()];
+    expect(last.map((n) => n.kind)).toEqual(['unsubscribe', 'unsubscribe']);
+    expect(last.map((n) => (n.kind === 'unsubscribe' ? n.count : -1))).toEqual([1, 0]);
+    expect(new Set(last.map((n) => (n.kind === 'unsubscribe' ? n.channel : '')))).toEqual(new Set([c1, c2]));
+
+    // Unsubscribing from everything with nothing left: one confirmation, no channel.
+    await psc.punsubscribe();
+    expect(await psc.receive()).toEqual({ kind: 'punsubscribe', channel: '', count: 0 });
+    expect(psc.conn.err()).toBeNull();
+  });
+
+  it('subscribes to several channels in one command', async () => {
+    const psc = await pubsub();
+    const [a, b, c] = [unique('a'), unique('b'), unique('c')];
+    await psc.subscribe(a, b, c);
+    expect([await psc.receive(), await psc.receive(), await psc.receive()]).toEqual([
+      { kind: 'subscribe', channel: a, count: 1 },
+      { kind: 'subscribe', channel: b, count: 2 },
+      { kind: 'subscribe', channel: c, count: 3 },
+    ]);
+    await psc.unsubscribe(b);
+    expect(await psc.receive()).toEqual({ kind: 'unsubscribe', channel: b, count: 2 });
+  });
+
+  it("delivers another conn's PUBLISH as message and pmessage", async () => {
+    const psc = await pubsub();
+    const prefix = unique('news');
+    const channel = `${prefix}.sport`;
+    await psc.subscribe(channel);
+    await psc.psubscribe(`${prefix}.*`);
+    expect((await psc.receive()).kind).toBe('subscribe');
+    expect(await psc.receive()).toEqual({ kind: 'psubscribe', channel: `${prefix}.*`, count: 2 });
+
+    expect(await publisher.do('PUBLISH', channel, 'goal')).toBe(2);
+    expect(await publisher.do('PUBLISH', `${prefix}.weather`, 'rain')).toBe(1);
+    expect(await psc.receive()).toEqual({ kind: 'message', channel, data: Buffer.from('goal') });
+    expect(await psc.receive()).toEqual({ kind: 'message', channel, pattern: `${prefix}.*`, data: Buffer.from('goal') });
+    expect(await psc.receive()).toEqual({ kind: 'message', channel: `${prefix}.weather`, pattern: `${prefix}.*`, data: Buffer.from('rain') });
+  });
+
+  it('delivers sharded messages (SSUBSCRIBE / SPUBLISH) as kind message', async () => {
+    const psc = await pubsub();
+    const channel = unique('shard');
+    await psc.ssubscribe(channel);
+    expect(await psc.receive()).toEqual({ kind: 'ssubscribe', channel, count: 1 });
+    expect(await publisher.do('SPUBLISH', channel, 'sharded')).toBe(1);
+    expect(await psc.receive()).toEqual({ kind: 'message', channel, data: Buffer.from('sharded') });
+    await psc.sunsubscribe();
+    expect(await psc.receive()).toEqual({ kind: 'sunsubscribe', channel, count: 0 });
+  });
+
+  it('round-trips binary payloads byte for byte, small and large', async () => {
+    const psc = await pubsub();
+    const channel = unique('binary');
+    await psc.subscribe(channel);
+    await psc.receive();
+    const every = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const large = Buffer.alloc(300_000);
+    for (let i = 0; i < large.length; i++) large[i] = (i * 131) & 0xff;
+    for (const payload of [every, Buffer.from('\r\n$-1\r\n*3\r\n'), Buffer.alloc(0), large]) {
+      await publisher.do('PUBLISH', channel, payload);
+      const got = await psc.receive();
+      expect(got.kind).toBe('message');
+      expect(Buffer.isBuffer(got.kind === 'message' ? got.data : null)).toBe(true);
+      expect(got.kind === 'message' && got.data.equals(payload)).toBe(true);
+    }
+  });
+
+  it('gives Buffers (and channel strings) with decodeStrings too', async () => {
+    const psc = await pubsub({ decodeStrings: true });
+    const channel = unique('décodé');
+    await psc.psubscribe(`${channel}*`);
+    expect(await psc.receive()).toEqual({ kind: 'psubscribe', channel: `${channel}*`, count: 1 });
+    await publisher.do('PUBLISH', channel, 'héllo ✓');
+    expect(await psc.receive()).toEqual({ kind: 'message', channel, pattern: `${channel}*`, data: Buffer.from('héllo ✓') });
+    await psc.ping('ok');
+    expect(await psc.receive()).toEqual({ kind: 'pong', data: Buffer.from('ok') });
+  });
+
+  it('answers ping with and without data, subscribed or not', async () => {
+    const psc = await pubsub();
+    await psc.ping();
+    await psc.ping('before');
+    expect(await psc.receive()).toEqual({ kind: 'pong', data: Buffer.alloc(0) });
+    expect(await psc.receive()).toEqual({ kind: 'pong', data: Buffer.from('before') });
+
+    await psc.subscribe(unique('ping'));
+    await psc.ping();
+    await psc.ping(Buffer.from([0, 255, 13, 10]));
+    expect((await psc.receive()).kind).toBe('subscribe');
+    expect(await psc.receive()).toEqual({ kind: 'pong', data: Buffer.alloc(0) });
+    expect(await psc.receive()).toEqual({ kind: 'pong', data: Buffer.from([0, 255, 13, 10]) });
+  });
+
+  it('a receiveWithTimeout timeout breaks only that conn', async () => {
+    const psc = await pubsub();
+    const bystander = await pubsub();
+    const channel = unique('timeout');
+    await psc.subscribe(channel);
+    await bystander.subscribe(channel);
+    await psc.receive();
+    await bystander.receive();
+
+    const started = Date.now();
+    const err = await rejection(psc.receiveWithTimeout(50));
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    expect(psc.conn.err()).not.toBeNull();
+    await expect(psc.receive()).rejects.toBeInstanceOf(ConnClosedError);
+    await expect(psc.ping()).rejects.toBeInstanceOf(ConnClosedError);
+
+    await subscribers(channel, 1);
+    expect(await publisher.do('PUBLISH', channel, 'still here')).toBe(1);
+    expect(await bystander.receiveWithTimeout(5_000)).toEqual({ kind: 'message', channel, data: Buffer.from('still here') });
+    expect(bystander.conn.err()).toBeNull();
+    expect(await publisher.do('PING')).toBe('PONG');
+  });
+
+  it('receiveWithTimeout resolves when a notification comes in time and rejects a bad timeout', async () => {
+    const psc = await pubsub();
+    await psc.ping('quick');
+    expect(await psc.receiveWithTimeout(5_000)).toEqual({ kind: 'pong', data: Buffer.from('quick') });
+    await expect(psc.receiveWithTimeout(-1)).rejects.toBeInstanceOf(RangeError);
+    expect(psc.conn.err()).toBeNull();
+  });
+
+  it('receiveWithSignal rejects with the reason on abort and breaks the conn', async () => {
+    const psc = await pubsub();
+    const before = new AbortController();
+    before.abort(new Error('already'));
+    await expect(psc.receiveWithSignal(before.signal)).rejects.toThrow('already');
+    expect(psc.conn.err()).toBeNull();
+
+    const controller = new AbortController();
+    const pending = settle(psc.receiveWithSignal(controller.signal));
+    controller.abort(new Error('stop listening'));
+    const result = await pending;
+    expect(result.ok).toBe(false);
+    expect(result.ok ? null : (result.error as Error).message).toBe('stop listening');
+    expect(psc.conn.err()).not.toBeNull();
+  });
+
+  it('rejects an error reply with RedisError and stays usable', async () => {
+    const psc = await pubsub();
+    await psc.subscribe(unique('err'));
+    await psc.receive();
+    psc.conn.send('NOSUCHCOMMAND');
+    await psc.conn.flush();
+    const err = await rejection(psc.receive());
+    expect(err).toBeInstanceOf(RedisError);
+    expect((err as RedisError).code).toBe('ERR');
+    expect(psc.conn.err()).toBeNull();
+    await psc.ping('alive');
+    expect(await psc.receive()).toEqual({ kind: 'pong', data: Buffer.from('alive') });
+  });
+
+  it('rejects a reply that is no notification with ProtocolError and closes the conn', async () => {
+    const psc = await pubsub();
+    psc.conn.send('INCR', unique('counter'));
+    await psc.conn.flush();
+    const err = await rejection(psc.receive());
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect((err as Error).message).toContain('number');
+    expect(psc.conn.err()).toBeInstanceOf(ConnClosedError);
+  });
+
+  it('rejects subscribe commands without channels, sending nothing', async () => {
+    const psc = await pubsub();
+    await expect(psc.subscribe()).rejects.toBeInstanceOf(TypeError);
+    await expect(psc.psubscribe()).rejects.toBeInstanceOf(TypeError);
+    await expect(psc.ssubscribe()).rejects.toBeInstanceOf(TypeError);
+    await psc.ping('first');
+    expect(await psc.receive()).toEqual({ kind: 'pong', data: Buffer.from('first') });
+  });
+
+  it('a subscribed pooled conn comes back clean for the next borrower', async () => {
+    const pool = new Pool({ dial: () => dial(server.addr, { protocol }), maxIdle: 1, maxActive: 1 });
+    try {
+      const first = await pool.get();
+      const id = await first.do('CLIENT', 'ID');
+      const psc = new PubSubConn(first);
+      const channel = unique('pooled');
+      await psc.subscribe(channel);
+      await psc.psubscribe(`${channel}*`);
+      await psc.ssubscribe(unique('pooled-shard'));
+      expect((await psc.receive()).kind).toBe('subscribe');
+      // Unread confirmations and messages must be drained by the pool.
+      await subscribers(channel, 1);
+      await publisher.do('PUBLISH', channel, 'unread');
+      await psc.close();
+      await psc.close();
+
+      const next = await pool.get();
+      expect(await next.do('CLIENT', 'ID')).toBe(id);
+      const key = unique('pooled-key');
+      expect(await next.do('SET', key, 'v')).toBe('OK');
+      expect(await next.do('GET', key)).toEqual(Buffer.from('v'));
+      const info = await clientInfo(next);
+      expect([info.sub, info.psub, info.ssub]).toEqual(['0', '0', '0']);
+      expect(pool.stats().dials).toBe(1);
+      await next.close();
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('async iteration yields notifications in order and ends cleanly on close()', async () => {
+    const psc = await pubsub();
+    const channel = unique('iterate');
+    await psc.subscribe(channel);
+    const seen: PubSubNotification[] = [];
+    let sawThree: () => void = () => {};
+    const three = new Promise<void>((resolve) => (sawThree = resolve));
+    const loop = settle(
+      (async () => {
+        for await (const notification of psc) {
+          seen.push(notification);
+          if (seen.length === 4) sawThree();
+        }
+      })(),
+    );
+    await subscribers(channel, 1);
+    for (const data of ['one', 'two', 'three']) await publisher.do('PUBLISH', channel, data);
+    await three;
+    await psc.close(); // the loop is waiting in receive()
+    expect(await loop).toEqual({ ok: true, value: undefined });
+    expect(seen).toEqual([
+      { kind: 'subscribe', channel, count: 1 },
+      ...['one', 'two', 'three'].map((data) => ({ kind: 'message', channel, data: Buffer.from(data) })),
+    ]);
+    expect(psc.conn.err()).toBeInstanceOf(ConnClosedError);
+
+    // Iterating a closed PubSubConn ends at once.
+    const again: PubSubNotification[] = [];
+    for await (const notification of psc) again.push(notification);
+    expect(again).toEqual([]);
+  });
+
+  it('async iteration over a pooled conn ends on close() and the conn is not reused', async () => {
+    const pool = new Pool({ dial: () => dial(server.addr, { protocol }), maxIdle: 1 });
+    try {
+      const psc = new PubSubConn(await pool.get());
+      await psc.ping('p');
+      const loop = settle(
+        (async () => {
+          const kinds: string[] = [];
+          for await (const notification of psc) kinds.push(notification.kind);
+          return kinds;
+        })(),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await psc.close();
+      expect(await loop).toEqual({ ok: true, value: ['pong'] });
+      // Its read was cancelled mid-wait, so the pool must not lend it again.
+      expect(pool.stats()).toMatchObject({ activeCount: 0, idleCount: 0 });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('async iteration throws when the server drops the conn', async () => {
+    const psc = await pubsub();
+    const id = await psc.conn.do('CLIENT', 'ID');
+    await psc.subscribe(unique('killed'));
+    const loop = settle(
+      (async () => {
+        for await (const notification of psc) expect(notification.kind).toBe('subscribe');
+      })(),
+    );
+    expect(await publisher.do('CLIENT', 'KILL', 'ID', id as number)).toBe(1);
+    const result = await loop;
+    expect(result.ok).toBe(false);
+    expect(result.ok ? null : result.error).toBeInstanceOf(ConnClosedError);
+  });
+
+  it('Symbol.asyncDispose closes the connection', async () => {
+    const conn = await connect();
+    {
+      const psc = new PubSubConn(conn);
+      await psc.subscribe(unique('dispose'));
+      await psc[Symbol.asyncDispose]();
+    }
+    expect(conn.err()).toBeInstanceOf(ConnClosedError);
+  });
+});
