@@ -140,7 +140,7 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
   close(): Promise<void> {
     if (this.closing === null) {
       const reason = new ConnClosedError('redisconn: pub/sub connection closed');
-      void reason;
+      for (const reader of this.readers) reader.abort(reason);
       this.closing = this.conn.close();
     }
     return this.closing;
