@@ -160,6 +160,11 @@ function claimTimedOut(claim: Claim, timeoutMs: number): void {
   claim.conn.abandon(claim, err, err);
 }
 
+/** Writes what the calls of one tick queued, in one write (see NetConn.call). */
+function flushQueued(conn: NetConn): void {
+  conn.writeQueued();
+}
+
 function checkTimeout(timeoutMs: number): void {
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new RangeError(`redisconn: timeout must be a non-negative number of ms, got ${timeoutMs}`);
 }
@@ -181,6 +186,8 @@ class NetConn implements Conn {
   private readonly readTimeoutMs: number;
   private readonly writeTimeoutMs: number;
   private writeTimer: NodeJS.Timeout | null = null;
+  /** A write of the commands `do` queued is scheduled for the end of this tick. */
+  private writeScheduled = false;
 
   constructor(socket: Socket, options: ConnOptions = {}) {
     this.socket = socket;
@@ -281,7 +288,12 @@ class NetConn implements Conn {
     }
     const count = this.pending;
     this.pending = 0;
-    this.writeOut(null, null);
+    // Every `do` of this tick goes out in one write: callers that fan out
+    // (Promise.all, many requests) share one syscall instead of one each.
+    if (!this.writeScheduled) {
+      this.writeScheduled = true;
+      process.nextTick(flushQueued, this);
+    }
     return this.claim(kind, count, timeoutMs, signal);
   }
 
@@ -332,6 +344,12 @@ class NetConn implements Conn {
       if (claim.take(item)) return true;
     }
     return false;
+  }
+
+  /** Writes the commands queued by `do` calls (scheduled once per tick). */
+  writeQueued(): void {
+    this.writeScheduled = false;
+    if (this.fatal === null) this.writeOut(null, null);
   }
 
   /**
