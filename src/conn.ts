@@ -422,6 +422,21 @@ class NetConn implements Conn {
       if (claim === head) this.claims.shift();
       else this.claims.remove(claim);
       claim.settle();
+      if (this.inbox.length > 0) this.handParkedToReceives();
+    }
+  }
+
+  /**
+   * Pushes parked while a `do` was first in line go to the `receive` calls
+   * now first in line, in arrival order (a message that came during a BLPOP
+   * belongs to the receive queued behind it).
+   */
+  private handParkedToReceives(): void {
+    for (let next = this.claims.peek(); next !== undefined && next.kind === ClaimKind.Receive && this.inbox.length > 0; next = this.claims.peek()) {
+      const item = this.inbox.shift() as Inbound;
+      this.claims.shift();
+      next.take(item instanceof OutOfBand ? item.reply : item);
+      next.settle();
     }
   }
 

@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dial, type Conn } from '../src/index.js';
+import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
+
+describe('RESP3 pushes and replies sharing one connection', () => {
+  let server: TestRedisServer;
+  let other: Conn;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    other = await dial(server.addr);
+  });
+  afterAll(async () => {
+    await other.close();
+    await server.stop();
+  });
+
+  it('a message arriving during a blocking do() goes to the receive queued behind it', async () => {
+    const conn = await dial(server.addr, { protocol: 3 });
+    conn.send('SUBSCRIBE', 'news');
+    await conn.flush();
+    expect(await conn.receive()).toEqual([Buffer.from('subscribe'), Buffer.from('news'), 1]);
+
+    const popped = conn.do('BLPOP', 'queue', 0);
+    const message = conn.receiveWithTimeout(5000);
+    // Wait until the BLPOP is really blocked, then publish before unblocking it.
+    for (let i = 0; i < 100; i++) {
+      const clients = String(await other.do('CLIENT', 'LIST'));
+      if (clients.includes('cmd=blpop')) break;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(await other.do('PUBLISH', 'news', 'hello')).toBe(1);
+    await other.do('LPUSH', 'queue', 'job');
+
+    expect(await popped).toEqual([Buffer.from('queue'), Buffer.from('job')]);
+    expect(await message).toEqual([Buffer.from('message'), Buffer.from('news'), Buffer.from('hello')]);
+    expect(conn.err()).toBeNull();
+    await conn.close();
+  });
+});
