@@ -22,6 +22,8 @@ export interface Conn extends AsyncDisposable {
    * or with the fatal error when the connection breaks. `do('')` only flushes
    * and resolves the array of all owed replies, error replies included as values.
    * A bad argument rejects with `TypeError` before anything is written.
+   * Not for (P|S)SUBSCRIBE and their unsubscribes, which answer once per
+   * channel: use `PubSubConn` (send + receive) for those.
    */
   do(cmd: string, ...args: Arg[]): Promise<Reply>;
   /** `do` with its own read deadline instead of the connection's read timeout. */
