@@ -411,6 +411,8 @@ class NetConn implements Conn {
    * Hands a reply to the oldest claim. In RESP3 a reply that is not a push
    * answers a command, so it skips `receive` calls that only listen (nothing
    * owed) and goes to the oldest call owed a reply, when there is one.
+   * A listening `receive` that takes an answer settles one owed reply, as in
+   * redigo (the count never goes below 0).
    */
   private dispatch(reply: Reply, isPush: boolean, outOfBand: boolean): void {
     const head = this.claims.peek();
@@ -420,6 +422,7 @@ class NetConn implements Conn {
       this.inbox.push(outOfBand ? new OutOfBand(reply) : reply);
       return;
     }
+    if (!claim.owed && !outOfBand && this.pending > 0) this.pending--;
     if (claim.take(reply)) {
       if (claim === head) this.claims.shift();
       else this.claims.remove(claim);

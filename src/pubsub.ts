@@ -40,7 +40,11 @@ export interface PubSubSubscription {
   count: number;
 }
 
-/** The answer to {@link PubSubConn.ping}; `data` is empty when none was sent. */
+/**
+ * The answer to {@link PubSubConn.ping}; `data` is empty when none was sent.
+ * With `decodeStrings` on RESP3 (or when not subscribed) a payload of exactly
+ * `PONG` cannot be told from none and reads as empty.
+ */
 export interface PubSubPong {
   kind: 'pong';
   data: Buffer;
@@ -117,7 +121,9 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
 
   /**
    * `receive` with a deadline (0 = none). Passing it rejects with
-   * {@link TimeoutError} and breaks the connection, as any unanswered read does.
+   * {@link TimeoutError} and breaks the connection, as any abandoned read does
+   * (its `err()` is then a ConnClosedError whose `cause` is the TimeoutError).
+   * Rejects with `RangeError` on a negative or non-finite timeout.
    */
   receiveWithTimeout(timeoutMs: number): Promise<PubSubNotification> {
     if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {

@@ -34,6 +34,8 @@ export class Script {
    * NOSCRIPT (which also caches it). Resolves the script's reply; rejects
    * with `TypeError` (too few arguments for the key count, nothing sent), a
    * {@link RedisError} from the script, or the connection's fatal error.
+   * Like `Conn.do` it first reads replies still owed to `send`; a NOSCRIPT
+   * among those would also trigger the EVAL, so read `sendHash` replies first.
    */
   async do(conn: Conn, ...keysAndArgs: Arg[]): Promise<Reply> {
     const args = this.args(keysAndArgs);

@@ -15,10 +15,23 @@ export interface ParsedURL {
 const TLS_SCHEMES = new Set(['rediss:', 'valkeys:']);
 const PLAIN_SCHEMES = new Set(['redis:', 'valkey:']);
 
+/**
+ * The error for a bad URL. Never echoes a password: everything between the
+ * scheme and the last `@` is masked, whatever the URL's form (`redis://:pw@h`,
+ * opaque `redis:user:pw@h`, no scheme at all, or a `/` inside the password).
+ */
 function badURL(url: string, why: string): TypeError {
-  // Never echo a password back in an error message.
-  const shown = url.replace(/\/\/[^@/]*@/, '//***@');
+  const shown = url.replace(/^((?:[^:/?#@]*:)?(?:\/\/)?)[^]*@/, '$1***@');
   return new TypeError(`redisconn: bad Redis URL ${JSON.stringify(shown)}: ${why}`);
+}
+
+/** decodeURIComponent, with malformed escapes reported as a bad URL. */
+function decode(text: string, url: string, what: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw badURL(url, `malformed percent-encoding in the ${what}`);
+  }
 }
 
 function parseDb(text: string, url: string): number | undefined {
@@ -28,14 +41,14 @@ function parseDb(text: string, url: string): number | undefined {
 }
 
 /** Splits the raw userinfo, since WHATWG URL cannot tell `user:@` from `user@`. */
-function parseUserInfo(raw: string): Pick<DialOptions, 'username' | 'password'> {
+function parseUserInfo(raw: string, url: string): Pick<DialOptions, 'username' | 'password'> {
   const at = raw.lastIndexOf('@');
   if (at < 0) return {};
   const info = raw.slice(0, at);
   const colon = info.indexOf(':');
-  if (colon < 0) return info === '' ? {} : { password: decodeURIComponent(info) };
-  const username = decodeURIComponent(info.slice(0, colon));
-  const password = decodeURIComponent(info.slice(colon + 1));
+  if (colon < 0) return info === '' ? {} : { password: decode(info, url, 'password') };
+  const username = decode(info.slice(0, colon), url, 'user name');
+  const password = decode(info.slice(colon + 1), url, 'password');
   const out: Pick<DialOptions, 'username' | 'password'> = {};
   if (username !== '') out.username = username;
   if (password !== '') out.password = password;
@@ -62,11 +75,11 @@ export function parseURL(url: string): ParsedURL {
   }
   const afterSlashes = url.slice(schemeEnd + 3);
   const authority = afterSlashes.split(/[/?#]/, 1)[0] ?? '';
-  const options: DialOptions = parseUserInfo(authority);
+  const options: DialOptions = parseUserInfo(authority, url);
   const dbParam = parsed.searchParams.get('db');
 
   if (scheme === 'unix:') {
-    const path = decodeURIComponent(parsed.pathname);
+    const path = decode(parsed.pathname, url, 'socket path');
     if (path === '' || path === '/') throw badURL(url, 'unix:// needs a socket path');
     const db = parseDb(dbParam ?? '', url);
     if (db !== undefined) options.db = db;

@@ -15,6 +15,14 @@ guardProcessErrors();
 
 let server: TestRedisServer;
 const conns: Conn[] = [];
+/** Servers a single test kills or pauses; also stopped in afterAll should that test hang. */
+const extraServers: TestRedisServer[] = [];
+
+async function startExtraServer(): Promise<TestRedisServer> {
+  const extra = await startRedisServer();
+  extraServers.push(extra);
+  return extra;
+}
 
 /** Dials the shared server; the conn is closed in afterAll. */
 async function connect(options: DialOptions = {}, target: TestRedisServer = server): Promise<Conn> {
@@ -35,7 +43,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(conns.map((conn) => conn.close()));
-  await server?.stop();
+  for (const extra of extraServers) extra.resume();
+  await Promise.all([server?.stop(), ...extraServers.map((extra) => extra.stop())]);
 });
 
 describe('commands and reply types', () => {
@@ -200,6 +209,16 @@ describe('pipelining', () => {
     const second = conn.receive();
     await conn.flush();
     expect([text(await first), text(await second)]).toEqual(['a', 'b']);
+  });
+
+  it('a receive already listening takes the reply of a later send, and nothing stays owed', async () => {
+    const listener = conn.receive();
+    conn.send('ECHO', 'late send');
+    await conn.flush();
+    expect(await listener).toEqual(Buffer.from('late send'));
+    // The reply was settled by the listener: do waits for its own reply only.
+    expect(await conn.doWithTimeout(2000, 'ECHO', 'next')).toEqual(Buffer.from('next'));
+    expect(await conn.do('')).toEqual([]);
   });
 
   it('receive of an error reply rejects with RedisError and the conn stays usable', async () => {
@@ -425,7 +444,7 @@ describe('broken connections', () => {
   });
 
   it('server killed: the pending call rejects ConnClosedError promptly', async () => {
-    const doomed = await startRedisServer();
+    const doomed = await startExtraServer();
     try {
       const conn = await dial(doomed.addr);
       expect(await conn.do('PING')).toBe('PONG');
@@ -445,7 +464,7 @@ describe('broken connections', () => {
   });
 
   it('server paused: readTimeoutMs turns the silence into TimeoutError', async () => {
-    const frozen = await startRedisServer();
+    const frozen = await startExtraServer();
     try {
       const conn = await dial(frozen.addr, { readTimeoutMs: 200 });
       expect(await conn.do('PING')).toBe('PONG');
@@ -464,7 +483,7 @@ describe('broken connections', () => {
 
 describe('read timeout with a listener waiting', () => {
   it.each([2, 3] as const)('RESP%i: a do behind a listening receive still times out on a paused server', async (protocol) => {
-    const frozen = await startRedisServer();
+    const frozen = await startExtraServer();
     try {
       const conn = await dial(frozen.addr, { readTimeoutMs: 200, protocol });
       const listener = settle(conn.receive());

@@ -196,6 +196,21 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
     expect(await publisher.do('PING')).toBe('PONG');
   });
 
+  it("waits for messages beyond the conn's read timeout, which guards only owed replies", async () => {
+    const psc = await pubsub({ readTimeoutMs: 50 });
+    const channel = unique('slow');
+    await psc.subscribe(channel);
+    expect((await psc.receive()).kind).toBe('subscribe');
+    const first = psc.receive();
+    const second = psc.receive();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await publisher.do('PUBLISH', channel, 'late');
+    await publisher.do('PUBLISH', channel, 'later');
+    expect(await first).toEqual({ kind: 'message', channel, data: Buffer.from('late') });
+    expect(await second).toEqual({ kind: 'message', channel, data: Buffer.from('later') });
+    expect(psc.conn.err()).toBeNull();
+  });
+
   it('receiveWithTimeout resolves when a notification comes in time and rejects a bad timeout', async () => {
     const psc = await pubsub();
     await psc.ping('quick');
