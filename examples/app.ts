@@ -75,23 +75,44 @@ export async function buildApp(options: ExampleOptions = {}): Promise<FastifyIns
     },
   );
 
-  // Server-Sent Events: every message published on the channel, until the client leaves.
+  // Server-Sent Events: every message published on the channel, until the
+  // client leaves or the app closes. Open streams are ended in preClose, so
+  // they do not hold up shutdown (server.close() waits for open responses).
+  const streams = new Set<() => Promise<void>>();
+  app.addHook('preClose', async () => {
+    await Promise.all([...streams].map((stop) => stop()));
+  });
   app.get<{ Params: { channel: string } }>('/events/:channel', async (request, reply) => {
-    const conn = await app.redis.get();
-    const psc = new PubSubConn(conn);
-    await psc.subscribe(request.params.channel);
+    const psc = new PubSubConn(await app.redis.get());
+    try {
+      await psc.subscribe(request.params.channel);
+    } catch (err) {
+      await psc.close();
+      throw err;
+    }
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    res.write(': subscribed\n\n');
-    request.raw.on('close', () => void psc.close());
+    // 'close': the response ended, or the client left (possibly already,
+    // while we waited for a connection: then `destroyed` is set).
+    const closed = new Promise<void>((resolve) => res.once('close', resolve));
+    // (Its failure, if any, surfaces where `finally` awaits the same close.)
+    closed.then(() => psc.close()).catch(() => {});
+    if (res.destroyed) return psc.close();
+    const stop = async (): Promise<void> => {
+      await psc.close();
+      await closed;
+    };
+    streams.add(stop);
     try {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      res.write(': subscribed\n\n');
       for await (const event of psc) {
         if (event.kind === 'message') res.write(`event: message\ndata: ${JSON.stringify({ channel: event.channel, data: event.data.toString() })}\n\n`);
       }
     } catch (err) {
       request.log.warn({ err }, 'SSE subscription ended by a Redis error');
     } finally {
+      streams.delete(stop);
       await psc.close();
       res.end();
     }

@@ -23,7 +23,7 @@ function caller(request: FastifyRequest): Record<string, unknown> {
 }
 
 /** Registers `POST <prefix>/flushall`. `pool()` gives the current pool (null when unconfigured). */
-export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions, pool: () => Pool | null): void {
+export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions & Required<Pick<AdminOptions, 'authorize'>>, pool: () => Pool | null): void {
   const prefix = (options.prefix ?? DEFAULT_ADMIN_PREFIX).replace(/\/$/, '');
   app.post<{ Body: FlushAllBody | undefined }>(
     `${prefix}/flushall`,
@@ -33,10 +33,15 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions,
         request.body ??= {};
         done();
       },
+      // Unknown properties must fail with 400, not be ignored: Fastify's
+      // default Ajv (`removeAdditional: true`) strips them where
+      // `additionalProperties: false` is the only guard, so name the allowed
+      // properties with `propertyNames` too.
       schema: {
         body: {
           type: 'object',
           properties: { async: { type: 'boolean' } },
+          propertyNames: { enum: ['async'] },
           additionalProperties: false,
         },
       },

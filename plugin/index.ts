@@ -163,7 +163,8 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
       });
     }
   }
-  if (options.admin !== undefined) registerAdminRoutes(app, options.admin, () => state.pool);
+  const authorize = options.admin?.authorize;
+  if (authorize !== undefined) registerAdminRoutes(app, { ...options.admin, authorize }, () => state.pool);
   if (options.health !== undefined && options.health !== false) {
     registerHealthRoute(app, options.health === true ? {} : options.health, () => state.pool);
   }

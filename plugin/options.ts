@@ -28,8 +28,8 @@ export interface MetricsOptions {
 
 /** The admin API (off unless `authorize` is given). */
 export interface AdminOptions {
-  /** Decides whether the request may use the admin API. */
-  authorize: (request: FastifyRequest) => boolean | Promise<boolean>;
+  /** Decides whether the request may use the admin API. Absent → no admin route. */
+  authorize?: (request: FastifyRequest) => boolean | Promise<boolean>;
   /** Route prefix. Default `/admin/redis`. */
   prefix?: string;
 }
@@ -148,7 +148,8 @@ export function validateOptions(options: RedisconnOptions): void {
   if (options.addr !== undefined && typeof options.addr !== 'string') throw new ErrBadOption(`option addr must be a string, got ${typeof options.addr}`);
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) throw new ErrBadOption('option name must be a non-empty string');
   if (options.protocol !== undefined && options.protocol !== 2 && options.protocol !== 3) throw new ErrBadOption(`option protocol must be 2 or 3, got ${String(options.protocol)}`);
-  if (options.admin !== undefined && typeof options.admin.authorize !== 'function') throw new ErrBadOption('option admin.authorize must be a function');
+  const authorize = options.admin?.authorize;
+  if (authorize !== undefined && typeof authorize !== 'function') throw new ErrBadOption('option admin.authorize must be a function');
   const metrics = options.metrics;
   if (metrics && metrics.intervalMs !== undefined && !(Number.isFinite(metrics.intervalMs) && metrics.intervalMs > 0)) {
     throw new ErrBadOption(`option metrics.intervalMs must be a positive number, got ${String(metrics.intervalMs)}`);

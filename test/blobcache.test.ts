@@ -1,0 +1,286 @@
+/**
+ * The blob cache against a real redis-server: get/set/delete, the key layout
+ * (checked with a raw connection), custom prefix, TTLs as seen by the server
+ * (PTTL), input validation that writes nothing, binary safety, and the
+ * abstract-cache adapter driven by the real `@fastify/caching` (ETag → 304,
+ * expiry → 200), through inject and a real listener.
+ */
+import caching from '@fastify/caching';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import redisconn, { BlobCache, dial, toAbstractCache, type Conn, type RedisconnOptions } from '../plugin/index.js';
+import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
+import { guardProcessErrors, rejection, text } from './helpers.js';
+
+guardProcessErrors();
+
+let server: TestRedisServer;
+let raw: Conn;
+let apps: FastifyInstance[] = [];
+
+async function makeApp(options: RedisconnOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false });
+  apps.push(app);
+  await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false, ...options });
+  return app;
+}
+
+async function cacheOf(namespace: string, options: RedisconnOptions = {}): Promise<BlobCache> {
+  const app = await makeApp(options);
+  const cache = app.redis.blobCache(namespace);
+  if (cache === null) throw new Error('blob cache unexpectedly null');
+  return cache;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function keys(pattern = '*'): Promise<string[]> {
+  return ((await raw.do('KEYS', pattern)) as Buffer[]).map((key) => key.toString()).sort();
+}
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  raw = await dial(server.addr);
+});
+
+afterEach(async () => {
+  await Promise.all(apps.map((app) => app.close()));
+  apps = [];
+  await raw.do('FLUSHALL');
+});
+
+afterAll(async () => {
+  await raw?.close();
+  await server?.stop();
+});
+
+describe('BlobCache', () => {
+  it('get / set / delete, with the key layout redisconn.blobcache.<ns>:<key>', async () => {
+    const cache = await cacheOf('users');
+    expect(cache.namespace).toBe('users');
+    expect(await cache.get('u1')).toBeNull();
+    await cache.set('u1', 'alice');
+    await cache.set('u2', Buffer.from('bob'));
+    expect(await cache.get('u1')).toEqual(Buffer.from('alice'));
+    expect(Buffer.isBuffer(await cache.get('u2'))).toBe(true);
+    expect(await keys()).toEqual(['redisconn.blobcache.users:u1', 'redisconn.blobcache.users:u2']);
+    expect(text(await raw.do('GET', 'redisconn.blobcache.users:u1'))).toBe('alice');
+    expect(cache.redisKey('u1')).toBe('redisconn.blobcache.users:u1');
+    expect(await cache.has('u1')).toBe(true);
+
+    await cache.set('u1', 'alice v2');
+    expect((await cache.get('u1'))?.toString()).toBe('alice v2');
+    await cache.delete('u1');
+    await cache.delete('never-set');
+    expect(await cache.get('u1')).toBeNull();
+    expect(await cache.has('u1')).toBe(false);
+    expect(await keys()).toEqual(['redisconn.blobcache.users:u2']);
+  });
+
+  it('namespaces do not see each other; keys with colons stay inside their namespace', async () => {
+    const app = await makeApp();
+    const a = app.redis.blobCache('a') as BlobCache;
+    const b = app.redis.blobCache('b') as BlobCache;
+    await a.set('k', 'from a');
+    await a.set('x:y', 'colon');
+    expect(await b.get('k')).toBeNull();
+    expect((await a.get('x:y'))?.toString()).toBe('colon');
+    expect(await keys()).toEqual(['redisconn.blobcache.a:k', 'redisconn.blobcache.a:x:y']);
+  });
+
+  it('a custom prefix', async () => {
+    const cache = await cacheOf('ns', { blobCache: { prefix: 'myapp.cache' } });
+    await cache.set('k', 'v');
+    expect(await keys()).toEqual(['myapp.cache.ns:k']);
+    expect((await cache.get('k'))?.toString()).toBe('v');
+  });
+
+  it('ttl → PTTL on the server within range; 0 and the default → no expiry', async () => {
+    const cache = await cacheOf('ttl');
+    await cache.set('short', 'v', 5_000);
+    await cache.set('forever', 'v', 0);
+    await cache.set('default', 'v');
+    const pttl = (await raw.do('PTTL', 'redisconn.blobcache.ttl:short')) as number;
+    expect(pttl).toBeGreaterThan(4_000);
+    expect(pttl).toBeLessThanOrEqual(5_000);
+    expect(await raw.do('PTTL', 'redisconn.blobcache.ttl:forever')).toBe(-1);
+    expect(await raw.do('PTTL', 'redisconn.blobcache.ttl:default')).toBe(-1);
+    // Overwriting without a ttl drops the old expiry (SET semantics).
+    await cache.set('short', 'v2');
+    expect(await raw.do('PTTL', 'redisconn.blobcache.ttl:short')).toBe(-1);
+  });
+
+  it('an entry expires after its ttl', async () => {
+    const cache = await cacheOf('exp');
+    await cache.set('k', 'v', 60);
+    expect((await cache.get('k'))?.toString()).toBe('v');
+    await sleep(120);
+    expect(await cache.get('k')).toBeNull();
+  });
+
+  it.each([
+    ['negative', -1],
+    ['fractional', 1.5],
+    ['NaN', Number.NaN],
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['a string', '100' as unknown as number],
+  ])('an invalid ttl (%s) → RangeError, nothing written', async (_name, ttl) => {
+    const cache = await cacheOf('bad');
+    await cache.set('k', 'old');
+    const err = await rejection(cache.set('k', 'new', ttl));
+    expect(err).toBeInstanceOf(RangeError);
+    expect((err as Error).message).toMatch(/ttl/);
+    expect(text(await raw.do('GET', 'redisconn.blobcache.bad:k'))).toBe('old');
+    expect(await raw.do('PTTL', 'redisconn.blobcache.bad:k')).toBe(-1);
+    await cache.set('fresh', 'x', ttl).catch(() => {});
+    expect(await raw.do('EXISTS', 'redisconn.blobcache.bad:fresh')).toBe(0);
+  });
+
+  it('a value over the size limit → RangeError, nothing written (default 1 MiB and custom)', async () => {
+    const cache = await cacheOf('big');
+    const limit = 1024 * 1024;
+    expect(cache.maxValueBytes).toBe(limit);
+    await cache.set('exact', Buffer.alloc(limit, 7));
+    expect((await cache.get('exact'))?.length).toBe(limit);
+    const err = await rejection(cache.set('over', Buffer.alloc(limit + 1)));
+    expect(err).toBeInstanceOf(RangeError);
+    expect(await raw.do('EXISTS', 'redisconn.blobcache.big:over')).toBe(0);
+    // Strings count in UTF-8 bytes, not characters.
+    const small = await cacheOf('small', { blobCache: { maxValueBytes: 4 } });
+    await small.set('ok', 'abcd');
+    await expect(small.set('utf8', 'ééé')).rejects.toBeInstanceOf(RangeError);
+    await expect(small.set('abcde', 'abcde')).rejects.toBeInstanceOf(RangeError);
+    expect(await keys('redisconn.blobcache.small:*')).toEqual(['redisconn.blobcache.small:ok']);
+  });
+
+  it('an empty namespace or key → error, nothing sent', async () => {
+    const app = await makeApp();
+    expect(() => app.redis.blobCache('')).toThrow(/namespace/);
+    const cache = app.redis.blobCache('ns') as BlobCache;
+    await expect(cache.get('')).rejects.toThrow(/key/);
+    await expect(cache.set('', 'v')).rejects.toThrow(/key/);
+    await expect(cache.delete('')).rejects.toThrow(/key/);
+    await expect(cache.set(undefined as unknown as string, 'v')).rejects.toThrow(/key/);
+    await expect(cache.set('k', 42 as unknown as string)).rejects.toBeInstanceOf(TypeError);
+    expect(await keys()).toEqual([]);
+  });
+
+  it('is binary-safe: all 256 byte values, and invalid UTF-8, round-trip', async () => {
+    const cache = await cacheOf('bin');
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const twice = Buffer.concat([all, Buffer.from(all).reverse(), Buffer.from([0xc3, 0x28, 0xff, 0xfe, 0x00, 0x0d, 0x0a])]);
+    await cache.set('all', all);
+    await cache.set('twice', new Uint8Array(twice));
+    await cache.set('empty', Buffer.alloc(0));
+    expect((await cache.get('all'))?.equals(all)).toBe(true);
+    expect((await cache.get('twice'))?.equals(twice)).toBe(true);
+    expect((await cache.get('empty'))?.length).toBe(0);
+    // What the server holds is exactly those bytes.
+    expect(((await raw.do('GET', 'redisconn.blobcache.bin:all')) as Buffer).equals(all)).toBe(true);
+  });
+
+  it('is off when blobCache: false, and null when unconfigured', async () => {
+    const off = await makeApp({ blobCache: false });
+    expect(off.redis.blobCache('ns')).toBeNull();
+    expect(off.redis.abstractCache('ns')).toBeNull();
+    const unconfigured = await makeApp({ addr: '' });
+    expect(unconfigured.redis.blobCache('ns')).toBeNull();
+  });
+
+  it('rejects with an HTTP-mapped error when Redis is down', async () => {
+    const doomed = await startRedisServer();
+    try {
+      const app = await makeApp({ addr: doomed.addr, connectTimeoutMs: 500 });
+      const cache = app.redis.blobCache('down') as BlobCache;
+      await cache.set('k', 'v');
+      await doomed.kill();
+      const err = await rejection(cache.get('k'));
+      expect(err).toMatchObject({ code: 'REDIS_CONN_CLOSED', statusCode: 503 });
+    } finally {
+      await doomed.stop();
+    }
+  });
+});
+
+describe('abstract-cache adapter', () => {
+  it('speaks both callbacks and promises, with { id, segment } keys', async () => {
+    const app = await makeApp();
+    const cache = app.redis.abstractCache('ac');
+    if (cache === null) throw new Error('null adapter');
+    await cache.set({ id: 'a', segment: 'seg' }, { n: 1 }, 1_000);
+    const entry = await cache.get<{ n: number }>({ id: 'a', segment: 'seg' });
+    expect(entry?.item).toEqual({ n: 1 });
+    expect(entry?.ttl).toBe(1_000);
+    expect(entry?.stored).toBeTypeOf('number');
+    expect(await keys()).toEqual(['redisconn.blobcache.ac:seg:a']);
+    const viaCallback = await new Promise<boolean | undefined>((resolve, reject) =>
+      cache.has('seg:a', (err, value) => (err ? reject(err) : resolve(value))),
+    );
+    expect(viaCallback).toBe(true);
+    await new Promise<void>((resolve, reject) => cache.delete({ id: 'a', segment: 'seg' }, (err) => (err ? reject(err) : resolve())));
+    expect(await cache.get('seg:a')).toBeNull();
+    const cbError = await new Promise<Error | null>((resolve) => cache.set('k', 'v', -5, (err) => resolve(err)));
+    expect(cbError).toBeInstanceOf(RangeError);
+    expect(await keys()).toEqual([]);
+  });
+
+  it('toAbstractCache wraps any BlobCache', async () => {
+    const app = await makeApp();
+    const adapter = toAbstractCache(app.redis.blobCache('wrapped') as BlobCache);
+    await adapter.set('k', [1, 2], 0);
+    expect((await adapter.get('k'))?.item).toEqual([1, 2]);
+    expect(await raw.do('PTTL', 'redisconn.blobcache.wrapped:k')).toBe(-1);
+  });
+
+  it('drives @fastify/caching: ETag → 304 while cached, 200 again after the etag lifetime', async () => {
+    const app = Fastify({ logger: false });
+    apps.push(app);
+    await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false });
+    const cache = app.redis.abstractCache('http');
+    if (cache === null) throw new Error('null adapter');
+    await app.register(caching, { cache });
+    let served = 0;
+    app.get('/long', async (_request, reply) => {
+      served++;
+      reply.etag('abc');
+      return { hello: 'world' };
+    });
+    app.get('/short', async (_request, reply) => {
+      served++;
+      reply.etag('x', 200);
+      return { short: true };
+    });
+
+    const first = await app.inject('/long');
+    expect(first.statusCode).toBe(200);
+    expect(first.headers.etag).toBe('abc');
+    expect(first.json()).toEqual({ hello: 'world' });
+    // Stored by @fastify/caching through the adapter, with the default 1 h lifetime.
+    expect(await keys()).toEqual(['redisconn.blobcache.http:fastify-caching:abc']);
+    const pttl = (await raw.do('PTTL', 'redisconn.blobcache.http:fastify-caching:abc')) as number;
+    expect(pttl).toBeGreaterThan(3_500_000);
+    expect(pttl).toBeLessThanOrEqual(3_600_000);
+
+    const notModified = await app.inject({ url: '/long', headers: { 'if-none-match': 'abc' } });
+    expect(notModified.statusCode).toBe(304);
+    expect(notModified.body).toBe('');
+    expect((await app.inject({ url: '/long', headers: { 'if-none-match': 'other' } })).statusCode).toBe(200);
+    expect(served).toBe(2);
+
+    // Through a real listener, with the short-lived etag.
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    const short = await fetch(`${base}/short`);
+    expect(short.status).toBe(200);
+    expect(short.headers.get('etag')).toBe('x');
+    await short.arrayBuffer();
+    const cached = await fetch(`${base}/short`, { headers: { 'if-none-match': 'x' } });
+    expect(cached.status).toBe(304);
+    await sleep(300);
+    const expired = await fetch(`${base}/short`, { headers: { 'if-none-match': 'x' } });
+    expect(expired.status).toBe(200);
+    expect(await expired.json()).toEqual({ short: true });
+    expect(served).toBe(4);
+  });
+});

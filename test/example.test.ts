@@ -1,0 +1,236 @@
+/**
+ * The example app (`examples/app.ts`, what `npm start` serves) against a real
+ * redis-server: the counter, the cached slow computation, publish + SSE on a
+ * real listener, /metrics, /healthz and the token-guarded admin route. Also
+ * the SSE route's connection hygiene: the subscription connection goes back
+ * when the client leaves (even while the handler is still waiting for it),
+ * and an open event stream does not hold up `app.close()`.
+ */
+import http from 'node:http';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, type ExampleOptions } from '../examples/app.js';
+import { dial, type Conn, type Pool } from '../plugin/index.js';
+import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
+import { clientList, guardProcessErrors } from './helpers.js';
+
+guardProcessErrors();
+
+const CLIENT_NAME = 'example-test';
+const TOKEN = 'let-me-in';
+
+let server: TestRedisServer;
+let admin: Conn;
+let apps: FastifyInstance[] = [];
+
+interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+function memoryLogger(lines: LogLine[]): FastifyServerOptions['logger'] {
+  return { level: 'info', stream: { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) } };
+}
+
+async function makeApp(options: Partial<ExampleOptions> = {}): Promise<FastifyInstance> {
+  const { redis, ...rest } = options;
+  const app = await buildApp({
+    redis: { addr: server.addr, argv: [], env: {}, clientName: CLIENT_NAME, ...redis },
+    logger: false,
+    slowMs: 50,
+    adminToken: TOKEN,
+    ...rest,
+  });
+  apps.push(app);
+  return app;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2_000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > end) return false;
+    await sleep(10);
+  }
+}
+
+async function subscribers(channel: string): Promise<number> {
+  const reply = (await admin.do('PUBSUB', 'NUMSUB', channel)) as [Buffer, number];
+  return reply[1];
+}
+
+/** Reads an event stream until `predicate` holds on the text so far (or the deadline passes). */
+async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, predicate: (text: string) => boolean, seen: { text: string }, timeoutMs = 3_000): Promise<boolean> {
+  const decoder = new TextDecoder();
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate(seen.text)) {
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    const chunk = await Promise.race([reader.read(), sleep(left).then(() => null)]);
+    if (chunk === null) return predicate(seen.text);
+    if (chunk.done) return predicate(seen.text);
+    seen.text += decoder.decode(chunk.value, { stream: true });
+  }
+  return true;
+}
+
+beforeAll(async () => {
+  server = await startRedisServer();
+  admin = await dial(server.addr);
+});
+
+afterEach(async () => {
+  await Promise.all(apps.map((app) => app.close()));
+  apps = [];
+  await admin.do('FLUSHALL');
+});
+
+afterAll(async () => {
+  await admin?.close();
+  await server?.stop();
+});
+
+describe('example app', () => {
+  it('the counter increments (inject and a real listener)', async () => {
+    const app = await makeApp();
+    expect((await app.inject({ method: 'POST', url: '/counter/visits' })).json()).toEqual({ name: 'visits', value: 1 });
+    expect((await app.inject({ method: 'POST', url: '/counter/visits' })).json()).toEqual({ name: 'visits', value: 2 });
+    expect((await app.inject({ method: 'POST', url: '/counter/other' })).json()).toEqual({ name: 'other', value: 1 });
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    const results = await Promise.all(Array.from({ length: 10 }, () => fetch(`${base}/counter/visits`, { method: 'POST' }).then((res) => res.json() as Promise<{ value: number }>)));
+    expect(results.map((r) => r.value).sort((a, b) => a - b)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(Number((await admin.do('GET', 'counter:visits'))?.toString())).toBe(12);
+    expect((app.redis.pool as Pool).stats().inUseCount).toBe(0);
+  });
+
+  it('/fib is computed once, then served from the blob cache with a TTL', async () => {
+    const app = await makeApp({ slowMs: 150 });
+    const t0 = performance.now();
+    const first = await app.inject('/fib/90');
+    const firstMs = performance.now() - t0;
+    expect(first.statusCode).toBe(200);
+    expect(first.json()).toEqual({ n: 90, value: '2880067194370816120', cached: false });
+    expect(firstMs).toBeGreaterThanOrEqual(140);
+    const t1 = performance.now();
+    const second = await app.inject('/fib/90');
+    expect(second.json()).toEqual({ n: 90, value: '2880067194370816120', cached: true });
+    expect(performance.now() - t1).toBeLessThan(100);
+    const pttl = (await admin.do('PTTL', 'redisconn.blobcache.fib:90')) as number;
+    expect(pttl).toBeGreaterThan(55_000);
+    expect(pttl).toBeLessThanOrEqual(60_000);
+    expect((await app.inject('/fib/0')).json()).toEqual({ n: 0, value: '0', cached: false });
+    expect((await app.inject('/fib/0')).json()).toEqual({ n: 0, value: '0', cached: true });
+    expect((await app.inject('/fib/abc')).statusCode).toBe(400);
+    expect((await app.inject('/fib/10001')).statusCode).toBe(400);
+  });
+
+  it('publish + SSE: a published message arrives on the event stream (real listener)', async () => {
+    const app = await makeApp();
+    const pool = app.redis.pool as Pool;
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    const res = await fetch(`${base}/events/news`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const seen = { text: '' };
+    expect(await readUntil(reader, (t) => t.includes(': subscribed'), seen)).toBe(true);
+    expect(await eventually(async () => (await subscribers('news')) === 1)).toBe(true);
+
+    const published = await fetch(`${base}/publish/news`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: 'hello 👋' }) });
+    expect(published.status).toBe(200);
+    expect(await published.json()).toEqual({ channel: 'news', receivers: 1 });
+    // Through inject as well.
+    expect((await app.inject({ method: 'POST', url: '/publish/news', payload: { message: 'second' } })).json()).toEqual({ channel: 'news', receivers: 1 });
+    expect(await readUntil(reader, (t) => t.includes('second'), seen)).toBe(true);
+    expect(seen.text).toContain(`event: message\ndata: ${JSON.stringify({ channel: 'news', data: 'hello 👋' })}\n\n`);
+    expect(seen.text).toContain(`data: ${JSON.stringify({ channel: 'news', data: 'second' })}\n\n`);
+    expect((await app.inject({ method: 'POST', url: '/publish/news', payload: {} })).statusCode).toBe(400);
+
+    // The client leaves: the subscription ends and its connection goes back.
+    await reader.cancel();
+    expect(await eventually(async () => (await subscribers('news')) === 0)).toBe(true);
+    expect(await eventually(() => pool.stats().inUseCount === 0)).toBe(true);
+    const clients = (await clientList(admin)).filter((c) => c.name === CLIENT_NAME);
+    expect(clients.length).toBe(pool.stats().activeCount);
+    expect(clients.every((c) => c.sub === '0')).toBe(true);
+    // fetch (undici) opens a spare socket after the cancelled stream, which
+    // sends no request and would hold server.close() for undici's 4 s
+    // keep-alive timeout: not the app's doing, so drop it now.
+    app.server.closeAllConnections();
+  });
+
+  it('an open event stream does not hold up app.close()', async () => {
+    const app = await makeApp();
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    const res = await fetch(`${base}/events/closing`);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const seen = { text: '' };
+    expect(await readUntil(reader, (t) => t.includes(': subscribed'), seen)).toBe(true);
+    const started = performance.now();
+    const closed = await Promise.race([app.close().then(() => true), sleep(3_000).then(() => false)]);
+    expect(closed).toBe(true);
+    expect(performance.now() - started).toBeLessThan(1_000);
+    // The stream ended for the client, and nothing is left subscribed.
+    expect(await readUntil(reader, () => false, seen, 1_000)).toBe(false);
+    expect(await eventually(async () => (await subscribers('closing')) === 0)).toBe(true);
+    expect((app.redis.pool as Pool).stats().activeCount).toBe(0);
+  });
+
+  it('a client that leaves while the SSE handler waits for a connection does not leak it', async () => {
+    const app = await makeApp({ redis: { addr: server.addr, maxActive: 1 } });
+    const pool = app.redis.pool as Pool;
+    const base = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
+    const held = await app.redis.get();
+    const req = http.get({ host: base.hostname, port: base.port, path: '/events/late' });
+    req.on('error', () => {});
+    // The handler is queued for the only connection.
+    expect(await eventually(() => pool.stats().waitCount === 1)).toBe(true);
+    req.destroy();
+    await sleep(50);
+    await held.close();
+    // It gets the connection after the client left: it must give it back.
+    expect(await eventually(() => pool.stats().inUseCount === 0, 1_500)).toBe(true);
+    expect(await subscribers('late')).toBe(0);
+    // And the pool still serves.
+    expect((await app.inject({ method: 'POST', url: '/counter/after' })).statusCode).toBe(200);
+  });
+
+  it('/metrics, /healthz and the admin route', async () => {
+    const lines: LogLine[] = [];
+    const app = await makeApp({ logger: memoryLogger(lines) });
+    await app.inject({ method: 'POST', url: '/counter/m' });
+    const metrics = await app.inject('/metrics');
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
+    expect(metrics.body).toContain('redis_pool_connections{pool="default",state="idle"} 1');
+    expect(metrics.body).toContain('redis_pool_dials_total{pool="default",result="ok"} 1');
+
+    const health = await app.inject('/healthz');
+    expect(health.statusCode).toBe(200);
+    expect(health.json()).toMatchObject({ status: 'ok' });
+
+    expect(Number((await admin.do('DBSIZE')) as number)).toBe(1);
+    const denied = await app.inject({ method: 'POST', url: '/admin/flushall', payload: {}, headers: { 'x-admin-token': 'nope' } });
+    expect(denied.statusCode).toBe(403);
+    expect(lines.some((line) => line.level === 40 && line.msg.includes('denied'))).toBe(true);
+    expect(Number((await admin.do('DBSIZE')) as number)).toBe(1);
+    const ok = await app.inject({ method: 'POST', url: '/admin/flushall', payload: { async: false }, headers: { 'x-admin-token': TOKEN } });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual({ status: 'ok', async: false });
+    expect(Number((await admin.do('DBSIZE')) as number)).toBe(0);
+  });
+
+  it('without an admin token the admin route always refuses', async () => {
+    const app = await makeApp({ adminToken: undefined });
+    await app.inject({ method: 'POST', url: '/counter/keep' });
+    for (const headers of [{}, { 'x-admin-token': '' }, { 'x-admin-token': 'undefined' }]) {
+      expect((await app.inject({ method: 'POST', url: '/admin/flushall', payload: {}, headers })).statusCode).toBe(403);
+    }
+    expect(Number((await admin.do('DBSIZE')) as number)).toBe(1);
+  });
+});
