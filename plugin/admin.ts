@@ -22,16 +22,31 @@ function caller(request: FastifyRequest): Record<string, unknown> {
   return { ip: request.ip, userAgent: request.headers['user-agent'], reqId: request.id };
 }
 
+/** True when `authorize` accepts the request; one that throws denies (and is logged). */
+async function authorized(request: FastifyRequest, options: Pick<AdminOptions, 'authorize'>): Promise<boolean> {
+  try {
+    return (await options.authorize?.(request)) === true;
+  } catch (err) {
+    request.log.warn({ err, ...caller(request) }, 'redisconn admin: authorize threw; denying');
+    return false;
+  }
+}
+
 /** Registers `POST <prefix>/flushall`. `pool()` gives the current pool (null when unconfigured). */
 export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions & Required<Pick<AdminOptions, 'authorize'>>, pool: () => Pool | null): void {
   const prefix = (options.prefix ?? DEFAULT_ADMIN_PREFIX).replace(/\/$/, '');
   app.post<{ Body: FlushAllBody | undefined }>(
     `${prefix}/flushall`,
     {
-      // No body at all means the defaults; validation then sees `{}`.
-      preValidation: (request, _reply, done) => {
+      // Authorize before validating, so every refused caller gets 403 (and an
+      // audit line), whatever body it sent.
+      preValidation: async (request, reply) => {
+        if (!(await authorized(request, options))) {
+          request.log.warn(caller(request), 'redisconn admin: FLUSHALL denied');
+          return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'not authorized to use the Redis admin API' });
+        }
+        // No body at all means the defaults; validation then sees `{}`.
         request.body ??= {};
-        done();
       },
       // Unknown properties must fail with 400, not be ignored: Fastify's
       // default Ajv (`removeAdditional: true`) strips them where
@@ -46,17 +61,7 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions 
         },
       },
     },
-    async (request, reply) => {
-      let allowed = false;
-      try {
-        allowed = (await options.authorize(request)) === true;
-      } catch (err) {
-        request.log.warn({ err, ...caller(request) }, 'redisconn admin: authorize threw; denying');
-      }
-      if (!allowed) {
-        request.log.warn(caller(request), 'redisconn admin: FLUSHALL denied');
-        return reply.code(403).send({ statusCode: 403, error: 'Forbidden', message: 'not authorized to use the Redis admin API' });
-      }
+    async (request) => {
       const current = pool();
       if (current === null) throw new ErrNotConfigured();
       const async = request.body?.async === true;

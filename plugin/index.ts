@@ -149,12 +149,19 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
     maxValueBytes: blobOptions?.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
     blobCacheEnabled: options.blobCache !== false,
   };
-  install(app, state);
-
   let metrics: MetricsHandle | null = null;
-  if (pool !== null && options.metrics !== false) {
-    const metricsOptions = options.metrics ?? {};
-    metrics = registerPoolMetrics(name, pool, metricsOptions.registry, metricsOptions.intervalMs);
+  try {
+    install(app, state);
+    if (pool !== null && options.metrics !== false) {
+      const metricsOptions = options.metrics ?? {};
+      metrics = registerPoolMetrics(name, pool, metricsOptions.registry, metricsOptions.intervalMs);
+    }
+  } catch (err) {
+    if (ownsPool) await pool?.close();
+    throw err;
+  }
+  if (metrics !== null && options.metrics) {
+    const metricsOptions = options.metrics;
     const registry = metrics.registry;
     if (metricsOptions.route !== undefined) {
       app.get(metricsOptions.route, async (_request, reply) => {

@@ -150,6 +150,9 @@ export function validateOptions(options: RedisconnOptions): void {
   if (options.protocol !== undefined && options.protocol !== 2 && options.protocol !== 3) throw new ErrBadOption(`option protocol must be 2 or 3, got ${String(options.protocol)}`);
   const authorize = options.admin?.authorize;
   if (authorize !== undefined && typeof authorize !== 'function') throw new ErrBadOption('option admin.authorize must be a function');
+  if (options.decodeStrings === true && options.blobCache !== false) {
+    throw new ErrBadOption('option decodeStrings: true would turn binary blob cache values into text; set blobCache: false to use it');
+  }
   const metrics = options.metrics;
   if (metrics && metrics.intervalMs !== undefined && !(Number.isFinite(metrics.intervalMs) && metrics.intervalMs > 0)) {
     throw new ErrBadOption(`option metrics.intervalMs must be a positive number, got ${String(metrics.intervalMs)}`);

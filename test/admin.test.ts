@@ -172,6 +172,14 @@ describe('admin', () => {
     expect(await dbsize()).toBe(3);
   });
 
+  it('an unauthorized caller gets 403 (and an audit line) even with a bad body; nothing flushed', async () => {
+    const app = await makeApp({ addr: server.addr, admin: { authorize: byToken } });
+    await seed(2);
+    const res = await app.inject({ method: 'POST', url: '/admin/redis/flushall', payload: '{"async":"yes"}', headers: { 'content-type': 'application/json' } });
+    expect(res.statusCode).toBe(403);
+    expect(await dbsize()).toBe(2);
+  });
+
   it('authorized but unconfigured → 503 FST_REDIS_NOT_CONFIGURED', async () => {
     const app = await makeApp({ admin: { authorize: () => true } });
     const res = await app.inject({ method: 'POST', url: '/admin/redis/flushall', payload: {} });

@@ -234,6 +234,7 @@ describe('registration', () => {
     [{ metrics: { intervalMs: 0 } }, 'metrics.intervalMs'],
     [{ admin: { authorize: 'yes' as unknown as () => boolean } }, 'admin.authorize'],
     [{ maxIdel: 3 } as RedisconnOptions, 'maxIdel'],
+    [{ decodeStrings: true }, 'decodeStrings'],
   ])('invalid option %j fails ready() naming %s', async (options, name) => {
     const app = Fastify({ logger: false });
     apps.push(app);
