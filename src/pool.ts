@@ -45,7 +45,7 @@ export interface PoolOptions {
 
 /** Options of {@link Pool.get}. */
 export interface GetOptions {
-  /** Abandons the get (waiting or dialing); rejects with the signal's reason. */
+  /** Abandons the get (waiting, dialing, or in testOnBorrow); rejects with the signal's reason. */
   signal?: AbortSignal;
   /** Deadline for the whole get; rejects with TimeoutError. */
   timeoutMs?: number;
@@ -163,7 +163,19 @@ export class Pool implements ConnReturner, SharedConnHost {
    */
   async get(options: GetOptions = {}): Promise<Conn> {
     if (this.closed) throw new PoolClosedError('redisconn: pool is closed');
-    const signal = deadline(options);
+    if (options.timeoutMs === undefined) return this.borrow(options.signal);
+    // The deadline covers this get only: disarmed once it settles, so a
+    // successful get leaves no timer (nor signal) behind for timeoutMs.
+    const deadline = new Deadline(options.timeoutMs, options.signal);
+    try {
+      return await this.borrow(deadline.signal);
+    } finally {
+      deadline.disarm();
+    }
+  }
+
+  /** `get` once the options are checked: `signal` aborts waiting and dialing. */
+  private async borrow(signal: AbortSignal | undefined): Promise<Conn> {
     signal?.throwIfAborted();
     this.reap();
     let entry = this.idle.pop();
@@ -178,7 +190,7 @@ export class Pool implements ConnReturner, SharedConnHost {
     }
     for (;;) {
       if (entry === undefined) return this.lend(await this.dialWithSlot(signal), this.now());
-      if (await this.usable(entry)) return this.lend(entry.conn, entry.createdAt);
+      if (await this.usable(entry, signal)) return this.lend(entry.conn, entry.createdAt);
       // Our slot now belongs to no connection: close the bad one, then prefer
       // another idle connection (freeing the slot) over dialing with it.
       this.closeQuietly(entry.conn);
@@ -315,15 +327,34 @@ export class Pool implements ConnReturner, SharedConnHost {
     }
   }
 
-  private async usable(entry: IdleConn): Promise<boolean> {
+  /**
+   * Whether an idle connection may be lent: not broken, not stale, passes
+   * testOnBorrow. If `signal` aborts during testOnBorrow, rejects with its
+   * reason at once (the get's deadline covers the check too); the connection
+   * is kept or closed when its check ends.
+   */
+  private usable(entry: IdleConn, signal: AbortSignal | undefined): Promise<boolean> | boolean {
     if (entry.conn.err() !== null || this.stale(entry, this.now())) return false;
     if (this.testOnBorrow === undefined) return true;
+    const check = this.check(entry);
+    if (signal === undefined) return check;
+    return raceAbort(check, signal, (ok) => this.checkedLate(entry, ok));
+  }
+
+  /** Runs testOnBorrow; true when it passed and left the connection unbroken. */
+  private async check(entry: IdleConn): Promise<boolean> {
     try {
-      await this.testOnBorrow(entry.conn, entry.lastUsed);
+      await (this.testOnBorrow as NonNullable<PoolOptions['testOnBorrow']>)(entry.conn, entry.lastUsed);
       return entry.conn.err() === null;
     } catch {
       return false;
     }
+  }
+
+  /** A check whose get was abandoned ended: keep the connection, or close it and free its slot. */
+  private checkedLate(entry: IdleConn, ok: boolean): void {
+    if (ok) this.giveBack(entry.conn, entry.createdAt, true);
+    else this.discard(entry.conn);
   }
 
   /** Queues until handed a connection or a dial permit. */
@@ -387,25 +418,52 @@ function count(name: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
-/** Combines the caller's signal with `timeoutMs` into one signal. */
-function deadline(options: GetOptions): AbortSignal | undefined {
-  const { signal, timeoutMs } = options;
-  if (timeoutMs === undefined) return signal;
-  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new RangeError(`redisconn: get timeoutMs must be a non-negative number, got ${timeoutMs}`);
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new TimeoutError(`redisconn: no connection from the pool within ${timeoutMs} ms`)), timeoutMs);
-  timer.unref();
-  const signals = signal === undefined ? [controller.signal] : [signal, controller.signal];
-  const combined = AbortSignal.any(signals);
-  combined.addEventListener('abort', () => clearTimeout(timer), { once: true });
-  return combined;
+/**
+ * `timeoutMs` and the caller's signal combined into one signal for a get;
+ * `disarm()` when the get settles so nothing outlives it. (Not
+ * `AbortSignal.any`: on Node 20 a long-lived caller signal keeps every
+ * combined signal made from it.)
+ */
+class Deadline {
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    timeoutMs: number,
+    private readonly outer: AbortSignal | undefined,
+  ) {
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new RangeError(`redisconn: get timeoutMs must be a non-negative number, got ${timeoutMs}`);
+    this.timer = setTimeout(expire, timeoutMs, this.controller, timeoutMs);
+    this.timer.unref();
+    if (outer?.aborted) this.controller.abort(outer.reason);
+    else outer?.addEventListener('abort', this);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** The caller's signal aborted (an object listener: no closure per get). */
+  handleEvent(): void {
+    this.controller.abort(this.outer?.reason);
+  }
+
+  disarm(): void {
+    clearTimeout(this.timer);
+    this.outer?.removeEventListener('abort', this);
+  }
+}
+
+function expire(controller: AbortController, timeoutMs: number): void {
+  controller.abort(new TimeoutError(`redisconn: no connection from the pool within ${timeoutMs} ms`));
 }
 
 /**
  * Resolves like `work`, or rejects with the signal's reason if it aborts
- * first; a connection that arrives after that is passed to `late`.
+ * first; a value (connection, check result) that arrives after that is
+ * passed to `late`.
  */
-function raceAbort(work: Promise<Conn>, signal: AbortSignal, late: (conn: Conn) => void): Promise<Conn> {
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal, late: (value: T) => void): Promise<T> {
   if (signal.aborted) {
     work.then(late, () => {});
     return Promise.reject(signal.reason);
@@ -418,10 +476,10 @@ function raceAbort(work: Promise<Conn>, signal: AbortSignal, late: (conn: Conn) 
     };
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(
-      (conn) => {
+      (value) => {
         signal.removeEventListener('abort', onAbort);
-        if (abandoned) late(conn);
-        else resolve(conn);
+        if (abandoned) late(value);
+        else resolve(value);
       },
       (err: unknown) => {
         signal.removeEventListener('abort', onAbort);

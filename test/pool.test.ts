@@ -9,7 +9,7 @@
  * `activeCount = idleCount + inUseCount`, and the clients the server lists
  * (minus our observers) are exactly the pool's active connections.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Conn } from '../src/conn.js';
 import { dial, type DialOptions } from '../src/dial.js';
 import { ConnClosedError, PoolClosedError, PoolExhaustedError, RedisError, TimeoutError } from '../src/errors.js';
@@ -42,6 +42,19 @@ async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2
     if (await check()) return true;
     if (Date.now() > end) return false;
     await tick(10);
+  }
+}
+
+/** `promise`, or a rejection naming `what` once `ms` have passed: a hang fails fast instead of at the test timeout. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expiry = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expiry]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -251,10 +264,12 @@ afterEach(async () => {
     const stats = pool.stats();
     expect(stats).toMatchObject({ activeCount: 0, idleCount: 0, inUseCount: 0 });
   }
-  // Nothing leaked onto the server.
-  let left = -1;
-  await eventually(async () => (left = (await serverClients()).length) === 0);
-  expect(left).toBe(0);
+  // Nothing leaked onto the server. Leftovers are killed so that one failing
+  // test does not fail every later one.
+  let left: Record<string, string>[] = [];
+  await eventually(async () => (left = await serverClients()).length === 0);
+  for (const client of left) await admin.do('CLIENT', 'KILL', 'ID', client.id ?? '0');
+  expect(left.map((client) => client.name)).toEqual([]);
 });
 
 afterAll(async () => {
@@ -421,7 +436,7 @@ describe('close', () => {
     expect(await kept.do('PING')).toBe('PONG');
     expect(await rejection(pool.get())).toBeInstanceOf(PoolClosedError);
     await kept.close();
-    const result = await closing.promise;
+    const result = await within(closing.promise, 2_000, 'pool close');
     expect(result.ok).toBe(true);
     await expectTruth(pool, { active: 0, idle: 0 });
     // Closing again is harmless and resolves at once.
@@ -439,14 +454,14 @@ describe('close', () => {
     expect(waiters.every((w) => w.settled === null)).toBe(true);
     expect(pool.stats().waitCount).toBe(5);
     const closing = track(pool.close());
-    const results = await Promise.all(waiters.map((w) => w.promise));
+    const results = await within(Promise.all(waiters.map((w) => w.promise)), 2_000, 'waiters after close');
     for (const result of results) {
       expect(result.ok).toBe(false);
       expect((result as { error: unknown }).error).toBeInstanceOf(PoolClosedError);
     }
     expect(closing.settled).toBeNull();
     await held.close();
-    expect((await closing.promise).ok).toBe(true);
+    expect((await within(closing.promise, 2_000, 'pool close')).ok).toBe(true);
     expect(dialer.dials).toBe(1);
     await expectTruth(pool, { active: 0 });
   });
@@ -457,7 +472,7 @@ describe('close', () => {
     const getting = track(pool.get());
     await tick(10);
     const closing = track(pool.close());
-    const result = await getting.promise;
+    const result = await within(getting.promise, 2_000, 'get during close');
     expect(result.ok).toBe(false);
     expect((result as { error: unknown }).error).toBeInstanceOf(PoolClosedError);
     expect((await closing.promise).ok).toBe(true);
@@ -586,6 +601,36 @@ describe('idle timeout, max lifetime and testOnBorrow on an injected clock', () 
     await lease.close();
   });
 
+  it('timeoutMs and signal also bound a slow testOnBorrow; the conn is kept or closed when the check ends', async () => {
+    let verdict = true;
+    const { pool, dialer } = makePool({
+      testOnBorrow: async () => {
+        await tick(300);
+        if (!verdict) throw new Error('failed check');
+      },
+    });
+    await (await pool.get()).close();
+    // Check passes after the caller gave up: the conn goes back to idle.
+    let started = performance.now();
+    expect(await rejection(pool.get({ timeoutMs: 30 }))).toBeInstanceOf(TimeoutError);
+    expect(performance.now() - started).toBeLessThan(250);
+    expect(pool.stats()).toMatchObject({ activeCount: 1, idleCount: 0 });
+    expect(await eventually(() => pool.idleCount === 1)).toBe(true);
+    await expectTruth(pool, { active: 1, idle: 1 });
+    // Check fails after the caller gave up: the conn is closed, its slot freed.
+    verdict = false;
+    const controller = new AbortController();
+    started = performance.now();
+    const aborted = settle(pool.get({ signal: controller.signal }));
+    await tick(20);
+    controller.abort(new Error('gone'));
+    expect(await within(aborted, 1_000, 'aborted get')).toMatchObject({ ok: false, error: { message: 'gone' } });
+    expect(performance.now() - started).toBeLessThan(250);
+    expect(await eventually(() => pool.activeCount === 0)).toBe(true);
+    await expectTruth(pool, { active: 0, idle: 0 });
+    expect(dialer.dials).toBe(1);
+  });
+
   it('100 idle conns all failing testOnBorrow under 100 concurrent gets: exactly 200 dials', async () => {
     const old = new Set<Conn>();
     let tests = 0;
@@ -672,7 +717,7 @@ describe('maxActive and waiting', () => {
     for (let i = 0; i < 10; i++) {
       clock.advance(5);
       await current.close();
-      const result = await (waiters[i] as Tracked<Conn>).promise;
+      const result = await within((waiters[i] as Tracked<Conn>).promise, 2_000, `waiter ${i}`);
       expect(result.ok).toBe(true);
       current = (result as { value: Conn }).value;
       await tick(5);
@@ -698,15 +743,15 @@ describe('maxActive and waiting', () => {
     const last = track(pool.get());
     const reason = new Error('caller gave up');
     controller.abort(reason);
-    const aborted = await middle.promise;
+    const aborted = await within(middle.promise, 2_000, 'aborted waiter');
     expect(aborted).toEqual({ ok: false, error: reason });
     await held.close();
-    const a = await first.promise;
+    const a = await within(first.promise, 2_000, 'first waiter');
     expect(a.ok).toBe(true);
     await tick(10);
     expect(last.settled).toBeNull();
     await (a as { value: Conn }).value.close();
-    const c = await last.promise;
+    const c = await within(last.promise, 2_000, 'last waiter');
     expect(c.ok).toBe(true);
     await (c as { value: Conn }).value.close();
     await expectTruth(pool, { active: 1, idle: 1 });
@@ -720,7 +765,7 @@ describe('maxActive and waiting', () => {
     await tick(10);
     expect(waiting.settled).toBeNull();
     controller.abort();
-    const result = await waiting.promise;
+    const result = await within(waiting.promise, 2_000, 'aborted waiter');
     expect(result.ok).toBe(false);
     expect((result as { error: Error }).error.name).toBe('AbortError');
     await held.close();
@@ -755,13 +800,27 @@ describe('maxActive and waiting', () => {
     expect(await rejection(pool.get({ timeoutMs: -1 }))).toBeInstanceOf(RangeError);
   });
 
-  it('a get with timeoutMs that succeeds does not leave its deadline armed', async () => {
+  it('a get with timeoutMs that succeeds leaves no timer armed (fake timers)', async () => {
     const { pool } = makePool({ maxActive: 1 });
-    const lease = await pool.get({ timeoutMs: 60 });
-    await tick(120); // past the deadline while borrowed
-    expect(await lease.do('PING')).toBe('PONG');
-    expect(lease.err()).toBeNull();
-    await lease.close();
+    const warm = await pool.get(); // dialed on real timers
+    await warm.close();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      for (let i = 0; i < 100; i++) await (await pool.get({ timeoutMs: 60_000 })).close();
+      expect(vi.getTimerCount()).toBe(0);
+      // The deadline still fires while waiting.
+      const held = await pool.get({ timeoutMs: 60_000 });
+      const waiting = settle(pool.get({ timeoutMs: 50 }));
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(50);
+      const result = await waiting;
+      expect(result.ok).toBe(false);
+      expect((result as { error: unknown }).error).toBeInstanceOf(TimeoutError);
+      await held.close();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
     await expectTruth(pool, { active: 1, idle: 1 });
   });
 
@@ -791,7 +850,7 @@ describe('maxActive and waiting', () => {
     dialer.failing = true;
     dialer.failAfterMs = 10;
     const gets = Array.from({ length: 4 }, () => track(pool.get({ timeoutMs: 2_000 })));
-    const results = await Promise.all(gets.map((g) => g.promise));
+    const results = await within(Promise.all(gets.map((g) => g.promise)), 3_000, 'gets with failing dials');
     expect(results.map((r) => (r.ok ? 'ok' : (r.error as Error).message))).toEqual([2, 3, 4, 5].map((n) => `dial #${n} refused`));
     await expectTruth(pool, { active: 1, idle: 0 });
     dialer.failing = false;
@@ -801,7 +860,7 @@ describe('maxActive and waiting', () => {
     await tick(10);
     expect(waiter.settled).toBeNull();
     await held.close();
-    const got = await waiter.promise;
+    const got = await within(waiter.promise, 2_000, 'waiter');
     expect(got.ok).toBe(true);
     await (got as { value: Conn }).value.close();
     await blocked.close();
@@ -822,7 +881,7 @@ describe('maxActive and waiting', () => {
     });
     pools.push(pool);
     const started = performance.now();
-    const results = await Promise.all(Array.from({ length: 5 }, () => settle(pool.get())));
+    const results = await within(Promise.all(Array.from({ length: 5 }, () => settle(pool.get()))), 3_000, 'gets with refused dials');
     expect(performance.now() - started).toBeLessThan(1_500);
     for (const result of results) {
       expect(result.ok).toBe(false);
@@ -837,17 +896,17 @@ describe('maxActive and waiting', () => {
 
   it('abort during a slow dial: the caller is released, the late conn goes idle', async () => {
     const { pool, dialer } = makePool();
-    dialer.delayMs = 150;
+    dialer.delayMs = 300;
     const started = performance.now();
     const err = await rejection(pool.get({ timeoutMs: 30 }));
     expect(err).toBeInstanceOf(TimeoutError);
-    expect(performance.now() - started).toBeLessThan(140);
+    expect(performance.now() - started).toBeLessThan(250);
     expect(pool.stats()).toMatchObject({ activeCount: 1, idleCount: 0 });
     const controller = new AbortController();
     const aborted = track(pool.get({ signal: controller.signal }));
     await tick(10);
     controller.abort(new Error('stop'));
-    expect(await aborted.promise).toMatchObject({ ok: false, error: { message: 'stop' } });
+    expect(await within(aborted.promise, 2_000, 'aborted get')).toMatchObject({ ok: false, error: { message: 'stop' } });
     // Both dials finish later and their conns become idle, counted exactly.
     expect(await eventually(() => pool.idleCount === 2)).toBe(true);
     await expectTruth(pool, { active: 2, idle: 2 });
@@ -915,6 +974,25 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
     });
     expect(commands).toEqual([`SUBSCRIBE ${channel}`, 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'ECHO <marker>']);
     const lease = await expectCleanReuse(pool, addr);
+    await lease.close();
+    await expectTruth(pool, { active: 1, idle: 1 });
+  });
+
+  it('RESP3 with decodeStrings: SUBSCRIBE + PSUBSCRIBE with messages in flight → the same reset, clean reuse', async () => {
+    const { pool } = makePool({}, { protocol: 3, decodeStrings: true });
+    const channel = key('chan3');
+    const { addr, commands } = await commandsAfter(pool, async (conn) => {
+      expect(conn.protocol).toBe(3);
+      await conn.do('SUBSCRIBE', channel);
+      await conn.do('PSUBSCRIBE', `${channel}*`);
+      for (let i = 0; i < 20; i++) await admin.do('PUBLISH', channel, `m${i}`);
+    });
+    expect(commands).toEqual([`SUBSCRIBE ${channel}`, `PSUBSCRIBE ${channel}*`, 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'ECHO <marker>']);
+    const lease = await pool.get();
+    const info = await clientInfo(lease);
+    expect(info).toMatchObject({ addr, sub: '0', psub: '0', resp: '3' });
+    await admin.do('PUBLISH', channel, 'late');
+    expect(await lease.do('ECHO', 'fresh')).toBe('fresh');
     await lease.close();
     await expectTruth(pool, { active: 1, idle: 1 });
   });
@@ -1019,6 +1097,12 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
       await conn.flush();
     });
     expect(commands.filter((c) => c !== `INCR ${k}`)).toEqual(['MULTI', 'EXEC', 'ECHO stale']);
+    const next = await pool.get();
+    // receive() claims the next reply on the wire: it must be ours, not 'OK' of the MULTI above.
+    next.send('ECHO', 'mine');
+    await next.flush();
+    expect(text(await next.receive())).toBe('mine');
+    await next.close();
     const lease = await expectCleanReuse(pool, addr);
     expect(text(await lease.do('GET', k))).toBe('1');
     await lease.close();
@@ -1095,7 +1179,7 @@ describe("newPool: LUCI's defaults", () => {
     await tick(10);
     expect(waiting.settled).toBeNull();
     await (leases[0] as Conn).close();
-    const got = await waiting.promise;
+    const got = await within(waiting.promise, 2_000, 'waiter 513');
     expect(got.ok).toBe(true);
     leases[0] = (got as { value: Conn }).value;
     await Promise.all(leases.map((lease) => lease.close()));
@@ -1166,15 +1250,34 @@ describe("newPool: LUCI's defaults", () => {
     await expectTruth(pool, { active: 1, idle: 1 });
   });
 
-  it('has a 5 s read timeout', async () => {
+  it('has 5 s read and connect timeouts (measured side by side)', async () => {
     const pool = luciPool();
     const lease = await pool.get();
-    const started = performance.now();
-    const err = await rejection(lease.do('BLPOP', key('luci-never'), 0));
-    const elapsed = performance.now() - started;
-    expect(err).toBeInstanceOf(TimeoutError);
-    expect(elapsed).toBeGreaterThanOrEqual(4_900);
-    expect(elapsed).toBeLessThan(6_500);
+    // A hung server: TCP connects (the kernel accepts), the handshake never
+    // answers. readTimeoutMs 0 leaves the dial bounded by the connect timeout alone.
+    const hung = await startRedisServer();
+    const hungPool = newPool(hung.addr, 0, { clientName: 'luci-hung', readTimeoutMs: 0 });
+    hung.pause();
+    try {
+      const started = performance.now();
+      const timed = async (work: Promise<unknown>): Promise<{ err: unknown; ms: number }> => {
+        const err = await rejection(work);
+        return { err, ms: performance.now() - started };
+      };
+      const [read, connect] = await Promise.all([timed(lease.do('BLPOP', key('luci-never'), 0)), timed(hungPool.get())]);
+      expect(read.err).toBeInstanceOf(TimeoutError);
+      expect(read.ms).toBeGreaterThanOrEqual(4_900);
+      expect(read.ms).toBeLessThan(5_600);
+      expect(connect.err).toBeInstanceOf(TimeoutError);
+      expect((connect.err as Error).message).toContain(hung.addr);
+      expect(connect.ms).toBeGreaterThanOrEqual(4_900);
+      expect(connect.ms).toBeLessThan(5_600);
+      expect(hungPool.stats()).toMatchObject({ activeCount: 0, dials: 1, dialErrors: 1 });
+    } finally {
+      hung.resume();
+      await hungPool.close();
+      await hung.stop();
+    }
     await lease.close();
     await expectTruth(pool, { active: 0, idle: 0 });
   }, 15_000);
