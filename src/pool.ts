@@ -103,7 +103,10 @@ export class Pool implements ConnReturner, SharedConnHost {
   private readonly waiters = new Fifo<Waiter>();
   /** Connections being closed; `close()` waits for them. */
   private readonly closing = new Set<Promise<void>>();
+  /** Connections counted against maxActive: idle, lent, dialing, being checked. */
   private active = 0;
+  /** The shared connection (dialing or open): counted in stats, outside maxActive. */
+  private sharedOpen = 0;
   private waitCount = 0;
   private waitDurationMs = 0;
   private dials = 0;
@@ -133,7 +136,7 @@ export class Pool implements ConnReturner, SharedConnHost {
 
   /** Connections open (idle + in use). */
   get activeCount(): number {
-    return this.active;
+    return this.active + this.sharedOpen;
   }
 
   /** Idle connections. */
@@ -144,9 +147,9 @@ export class Pool implements ConnReturner, SharedConnHost {
   /** A snapshot of the counters. */
   stats(): PoolStats {
     return {
-      activeCount: this.active,
+      activeCount: this.active + this.sharedOpen,
       idleCount: this.idle.length,
-      inUseCount: this.active - this.idle.length,
+      inUseCount: this.active + this.sharedOpen - this.idle.length,
       waitCount: this.waitCount,
       waitDurationMs: this.waitDurationMs,
       dials: this.dials,
@@ -215,17 +218,34 @@ export class Pool implements ConnReturner, SharedConnHost {
     return this.shared.do(cmd, args);
   }
 
-  /** Dials the shared connection, counted like any other (SharedConnHost). */
+  /**
+   * Dials the shared connection (SharedConnHost). It shows in the stats as
+   * one in use but sits outside maxActive: it never waits for, nor takes, a slot.
+   */
   dialShared(): Promise<Conn> {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
-    // Counted in activeCount, but outside maxActive: it never waits for a slot.
-    this.active++;
-    return this.dialWithSlot(undefined);
+    this.sharedOpen++;
+    return this.startDial().then(
+      (conn) => {
+        if (this.closed) {
+          this.releaseShared(conn);
+          throw new PoolClosedError('redisconn: pool closed while dialing');
+        }
+        return conn;
+      },
+      (err: unknown) => {
+        this.sharedOpen--;
+        this.settleIfDrained();
+        throw err;
+      },
+    );
   }
 
   /** Closes and uncounts the shared connection (SharedConnHost). */
   releaseShared(conn: Conn): void {
-    this.discard(conn);
+    this.closeQuietly(conn);
+    this.sharedOpen--;
+    this.settleIfDrained();
   }
 
   /**
@@ -241,7 +261,7 @@ export class Pool implements ConnReturner, SharedConnHost {
       for (const entry of this.idle.splice(0)) this.discard(entry.conn);
       void this.shared.close();
     }
-    if (this.active > 0) {
+    if (this.active + this.sharedOpen > 0) {
       await new Promise<void>((resolve) => {
         const previous = this.drained;
         this.drained = () => {
@@ -297,7 +317,12 @@ export class Pool implements ConnReturner, SharedConnHost {
       return;
     }
     this.active--;
-    if (this.active === 0 && this.drained !== null) {
+    this.settleIfDrained();
+  }
+
+  /** Wakes `close()` once no connection is left. */
+  private settleIfDrained(): void {
+    if (this.active + this.sharedOpen === 0 && this.drained !== null) {
       const drained = this.drained;
       this.drained = null;
       drained();
@@ -384,8 +409,8 @@ export class Pool implements ConnReturner, SharedConnHost {
     });
   }
 
-  /** Dials using a slot already counted in `active`; frees it on failure. */
-  private async dialWithSlot(signal: AbortSignal | undefined): Promise<Conn> {
+  /** Calls the dial function, counting the attempt and its failure. */
+  private startDial(): Promise<Conn> {
     this.dials++;
     let dialing: Promise<Conn>;
     try {
@@ -393,7 +418,15 @@ export class Pool implements ConnReturner, SharedConnHost {
     } catch (err) {
       dialing = Promise.reject(err);
     }
-    const settled = dialing.then(
+    return dialing.catch((err: unknown) => {
+      this.dialErrors++;
+      throw err;
+    });
+  }
+
+  /** Dials using a slot already counted in `active`; frees it on failure. */
+  private async dialWithSlot(signal: AbortSignal | undefined): Promise<Conn> {
+    const settled = this.startDial().then(
       (conn) => {
         if (this.closed) {
           this.discard(conn);
@@ -402,7 +435,6 @@ export class Pool implements ConnReturner, SharedConnHost {
         return conn;
       },
       (err: unknown) => {
-        this.dialErrors++;
         this.releaseSlot();
         throw err;
       },
