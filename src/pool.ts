@@ -166,21 +166,21 @@ export class Pool implements ConnReturner, SharedConnHost {
    */
   async get(options: GetOptions = {}): Promise<Conn> {
     if (this.closed) throw new PoolClosedError('redisconn: pool is closed');
-    if (options.timeoutMs === undefined) return this.borrow(options.signal);
-    // The deadline covers this get only: disarmed once it settles, so a
-    // successful get leaves no timer (nor signal) behind for timeoutMs.
+    // The deadline arms its timer only when the get has to wait (for a slot,
+    // a dial or a slow check), and is disarmed when the get settles: the
+    // common case — a fresh idle connection — costs no timer at all.
     const deadline = new Deadline(options.timeoutMs, options.signal);
     try {
-      return await this.borrow(deadline.signal);
+      return await this.borrow(deadline);
     } finally {
       deadline.disarm();
     }
   }
 
   /** `get` once the options are checked: `signal` aborts waiting and dialing. */
-  private async borrow(signal: AbortSignal | undefined): Promise<Conn> {
-    signal?.throwIfAborted();
-    this.reap();
+  private async borrow(deadline: Deadline): Promise<Conn> {
+    deadline.outer?.throwIfAborted();
+    this.reapIdle();
     let entry = this.idle.pop();
     if (entry === undefined) {
       if (this.maxActive === 0 || this.active < this.maxActive) {
@@ -188,12 +188,12 @@ export class Pool implements ConnReturner, SharedConnHost {
       } else if (!this.wait) {
         throw new PoolExhaustedError(`redisconn: pool exhausted: all ${this.maxActive} connections in use`);
       } else {
-        entry = (await this.waitTurn(signal)) ?? undefined;
+        entry = (await this.waitTurn(deadline.signal())) ?? undefined;
       }
     }
     for (;;) {
-      if (entry === undefined) return this.lend(await this.dialWithSlot(signal), this.now());
-      if (await this.usable(entry, signal)) return this.lend(entry.conn, entry.createdAt);
+      if (entry === undefined) return this.lend(await this.dialWithSlot(deadline.signal()), this.now());
+      if (await this.usable(entry, deadline)) return this.lend(entry.conn, entry.createdAt);
       // Our slot now belongs to no connection: close the bad one, then prefer
       // another idle connection (freeing the slot) over dialing with it.
       this.closeQuietly(entry.conn);
@@ -338,6 +338,20 @@ export class Pool implements ConnReturner, SharedConnHost {
   }
 
   /** Closes idle connections past their idle timeout or lifetime. */
+  /**
+   * Closes idle connections past the idle timeout. The idle list is in return
+   * order, so only its stale head is visited (a get stays O(1)); lifetime and
+   * broken connections are caught on borrow and by the background reaper.
+   */
+  private reapIdle(): void {
+    if (this.idleTimeoutMs === 0) return;
+    const now = this.now();
+    const idle = this.idle;
+    let stale = 0;
+    while (stale < idle.length && now - (idle[stale] as IdleConn).lastUsed >= this.idleTimeoutMs) stale++;
+    for (const entry of idle.splice(0, stale)) this.discard(entry.conn);
+  }
+
   private reap(): void {
     const now = this.now();
     const idle = this.idle;
@@ -358,22 +372,33 @@ export class Pool implements ConnReturner, SharedConnHost {
    * reason at once (the get's deadline covers the check too); the connection
    * is kept or closed when its check ends.
    */
-  private usable(entry: IdleConn, signal: AbortSignal | undefined): Promise<boolean> | boolean {
+  private usable(entry: IdleConn, deadline: Deadline): Promise<boolean> | boolean {
     if (entry.conn.err() !== null || this.stale(entry, this.now())) return false;
     if (this.testOnBorrow === undefined) return true;
     const check = this.check(entry);
+    if (typeof check === 'boolean') return check;
+    const signal = deadline.signal();
     if (signal === undefined) return check;
     return raceAbort(check, signal, (ok) => this.checkedLate(entry, ok));
   }
 
-  /** Runs testOnBorrow; true when it passed and left the connection unbroken. */
-  private async check(entry: IdleConn): Promise<boolean> {
+  /**
+   * Runs testOnBorrow: true when it passed and left the connection unbroken.
+   * A check that answers synchronously (no PING due) costs no promise.
+   */
+  private check(entry: IdleConn): Promise<boolean> | boolean {
+    const conn = entry.conn;
+    let result: void | Promise<void>;
     try {
-      await (this.testOnBorrow as NonNullable<PoolOptions['testOnBorrow']>)(entry.conn, entry.lastUsed);
-      return entry.conn.err() === null;
+      result = (this.testOnBorrow as NonNullable<PoolOptions['testOnBorrow']>)(conn, entry.lastUsed);
     } catch {
       return false;
     }
+    if (result === undefined || typeof (result as Partial<Promise<void>>).then !== 'function') return conn.err() === null;
+    return Promise.resolve(result).then(
+      () => conn.err() === null,
+      () => false,
+    );
   }
 
   /** A check whose get was abandoned ended: keep the connection, or close it and free its slot. */
@@ -451,37 +476,52 @@ function count(name: string, value: number | undefined, fallback: number): numbe
 }
 
 /**
- * `timeoutMs` and the caller's signal combined into one signal for a get;
- * `disarm()` when the get settles so nothing outlives it. (Not
- * `AbortSignal.any`: on Node 20 a long-lived caller signal keeps every
- * combined signal made from it.)
+ * `timeoutMs` and the caller's signal combined into one signal for a get,
+ * made only when the get has to wait; `disarm()` when the get settles so
+ * nothing outlives it. (Not `AbortSignal.any`: on Node 20 a long-lived caller
+ * signal keeps every combined signal made from it.)
  */
 class Deadline {
-  private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
+  private controller: AbortController | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly startedAt: number;
 
   constructor(
-    timeoutMs: number,
-    private readonly outer: AbortSignal | undefined,
+    private readonly timeoutMs: number | undefined,
+    readonly outer: AbortSignal | undefined,
   ) {
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new RangeError(`redisconn: get timeoutMs must be a non-negative number, got ${timeoutMs}`);
-    this.timer = setTimeout(expire, timeoutMs, this.controller, timeoutMs);
-    this.timer.unref();
-    if (outer?.aborted) this.controller.abort(outer.reason);
-    else outer?.addEventListener('abort', this);
+    if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
+      throw new RangeError(`redisconn: get timeoutMs must be a non-negative number, got ${timeoutMs}`);
+    }
+    this.startedAt = timeoutMs === undefined ? 0 : performance.now();
   }
 
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  /**
+   * The signal to wait under: the caller's alone without `timeoutMs`; else,
+   * made on first use, one that aborts at the deadline (measured from the
+   * start of the get) or with the caller's signal.
+   */
+  signal(): AbortSignal | undefined {
+    if (this.timeoutMs === undefined) return this.outer;
+    if (this.controller !== null) return this.controller.signal;
+    const controller = new AbortController();
+    this.controller = controller;
+    const left = Math.max(0, this.timeoutMs - (performance.now() - this.startedAt));
+    this.timer = setTimeout(expire, left, controller, this.timeoutMs);
+    this.timer.unref();
+    if (this.outer?.aborted) controller.abort(this.outer.reason);
+    else this.outer?.addEventListener('abort', this);
+    return controller.signal;
   }
 
   /** The caller's signal aborted (an object listener: no closure per get). */
   handleEvent(): void {
-    this.controller.abort(this.outer?.reason);
+    this.controller?.abort(this.outer?.reason);
   }
 
   disarm(): void {
-    clearTimeout(this.timer);
+    if (this.controller === null) return;
+    if (this.timer !== null) clearTimeout(this.timer);
     this.outer?.removeEventListener('abort', this);
   }
 }
@@ -533,11 +573,8 @@ export function newPool(addr: string, db = 0, overrides: Partial<PoolOptions> & 
   const clock = now ?? Date.now;
   return new Pool({
     dial: dialOverride ?? (addr.includes('://') ? () => dialURL(addr, options) : () => dial(addr, options)),
-    testOnBorrow:
-      testOnBorrow ??
-      (async (conn, lastUsed) => {
-        if (clock() - lastUsed > 60_000) await conn.do('PING');
-      }),
+    // Synchronous unless a PING is due, so a borrow of a fresh connection awaits nothing.
+    testOnBorrow: testOnBorrow ?? ((conn, lastUsed) => (clock() - lastUsed > 60_000 ? conn.do('PING').then(() => undefined) : undefined)),
     maxIdle: maxIdle ?? 64,
     maxActive: maxActive ?? 512,
     idleTimeoutMs: idleTimeoutMs ?? 180_000,
