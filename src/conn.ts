@@ -167,6 +167,10 @@ function flushQueued(conn: NetConn): void {
   conn.writeQueued();
 }
 
+function isReply(item: Inbound): boolean {
+  return !(item instanceof OutOfBand);
+}
+
 function checkTimeout(timeoutMs: number): void {
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new RangeError(`redisconn: timeout must be a non-negative number of ms, got ${timeoutMs}`);
 }
@@ -180,7 +184,7 @@ class NetConn implements Conn {
   private readonly writer = new CommandWriter();
   private readonly claims = new Fifo<Claim>();
   /** Replies that arrived before anyone claimed them (and parked pushes). */
-  private readonly inbox: Inbound[] = [];
+  private readonly inbox = new Fifo<Inbound>();
   /** Commands written whose replies nobody has claimed yet. */
   private pending = 0;
   private fatal: Error | null = null;
@@ -336,16 +340,12 @@ class NetConn implements Conn {
       const item = inbox.shift() as Inbound;
       return claim.take(item instanceof OutOfBand ? item.reply : item);
     }
-    for (let i = 0; i < inbox.length; ) {
-      const item = inbox[i] as Inbound;
-      if (item instanceof OutOfBand) {
-        i++;
-        continue;
-      }
-      inbox.splice(i, 1);
-      if (claim.take(item)) return true;
+    // A `do` takes replies only; parked pushes stay for a later `receive`.
+    for (;;) {
+      const item = inbox.peek() instanceof OutOfBand ? inbox.removeFirst(isReply) : inbox.shift();
+      if (item === undefined) return false;
+      if (claim.take(item as Reply)) return true;
     }
-    return false;
   }
 
   /** Writes the commands queued by `do` calls (scheduled once per tick). */
@@ -482,7 +482,7 @@ class NetConn implements Conn {
     this.fatal = err;
     this.clearWriteTimer();
     this.writer.clear();
-    this.inbox.length = 0;
+    this.inbox.drain();
     this.pending = 0;
     for (const claim of this.claims.drain()) claim.fail(err);
     this.socket.destroy();

@@ -43,6 +43,18 @@ export class Fifo<T> {
     return true;
   }
 
+  /** Removes and returns the oldest item matching `predicate` (O(n): for rare paths). */
+  removeFirst(predicate: (item: T) => boolean): T | undefined {
+    for (let i = this.head; i < this.items.length; i++) {
+      const item = this.items[i] as T;
+      if (predicate(item)) {
+        this.items.splice(i, 1);
+        return item;
+      }
+    }
+    return undefined;
+  }
+
   /** Removes and returns everything, oldest first. */
   drain(): T[] {
     const out = this.items.slice(this.head) as T[];

@@ -20,7 +20,6 @@ export type PrimitiveArg = string | Uint8Array | number | bigint | boolean | nul
  */
 export type Arg = PrimitiveArg | RedisArgument;
 
-const CRLF = 0x0d0a;
 const ARENA_SIZE = 64 * 1024;
 /** Buffers at least this large are referenced, not copied, when written. */
 const BIG_BUFFER = 64 * 1024;
@@ -78,8 +77,34 @@ function writeHeader(buf: Buffer, offset: number, prefix: number, n: number): nu
     buf[--pos] = 48 + (n % 10);
     n = Math.floor(n / 10);
   } while (n > 0);
-  offset += digits;
-  buf.writeUInt16BE(CRLF, offset);
+  return writeCRLF(buf, offset + digits);
+}
+
+/** Strings up to this many UTF-16 units are measured and copied in JS when ASCII. */
+const SHORT_STRING = 64;
+
+/**
+ * UTF-8 byte length of `s`. Short ASCII strings (keys, numbers, command
+ * names: nearly every argument) are measured here, sparing a call into C++.
+ */
+function byteLength(s: string): number {
+  const n = s.length;
+  if (n > SHORT_STRING) return Buffer.byteLength(s, 'utf8');
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s, 'utf8');
+  return n;
+}
+
+/** Writes `s`, whose UTF-8 length is `size`, at `offset`; returns the new offset. */
+function writeString(buf: Buffer, offset: number, s: string, size: number): number {
+  const n = s.length;
+  if (size !== n || n > SHORT_STRING) return offset + buf.write(s, offset, 'utf8');
+  for (let i = 0; i < n; i++) buf[offset + i] = s.charCodeAt(i);
+  return offset + n;
+}
+
+function writeCRLF(buf: Buffer, offset: number): number {
+  buf[offset] = 13;
+  buf[offset + 1] = 10;
   return offset + 2;
 }
 
@@ -114,7 +139,8 @@ export class CommandWriter {
     const parts = this.parts;
     const sizes = this.sizes;
     const argc = args.length;
-    let size = Buffer.byteLength(cmd, 'utf8');
+    const cmdSize = byteLength(cmd);
+    let size = cmdSize;
     let total = headerSize(argc + 1) + headerSize(size) + size + 2;
     let referenced = 0; // bytes of big Buffers that will not be copied
     try {
@@ -122,7 +148,7 @@ export class CommandWriter {
       // before it are already in the scratch array and must be let go too.
       for (let i = 0; i < argc; i++) {
         const part = convert(args[i], i);
-        size = typeof part === 'string' ? Buffer.byteLength(part, 'utf8') : part.byteLength;
+        size = typeof part === 'string' ? byteLength(part) : part.byteLength;
         parts[i] = part;
         sizes[i] = size;
         total += headerSize(size) + size + 2;
@@ -130,26 +156,24 @@ export class CommandWriter {
       }
       this.pendingBytes += total;
       this.reserve(total - referenced);
-      this.writeConverted(cmd, argc);
+      this.writeConverted(cmd, cmdSize, argc);
     } finally {
       // Do not keep user values alive through the scratch array.
       for (let i = 0; i < argc; i++) parts[i] = '';
     }
   }
 
-  private writeConverted(cmd: string, argc: number): void {
+  private writeConverted(cmd: string, cmdSize: number, argc: number): void {
     let buf = this.arena;
     let off = writeHeader(buf, this.end, 0x2a, argc + 1);
-    off = writeHeader(buf, off, 0x24, Buffer.byteLength(cmd, 'utf8'));
-    off += buf.write(cmd, off, 'utf8');
-    buf.writeUInt16BE(CRLF, off);
-    off += 2;
+    off = writeHeader(buf, off, 0x24, cmdSize);
+    off = writeCRLF(buf, writeString(buf, off, cmd, cmdSize));
     for (let i = 0; i < argc; i++) {
       const part = this.parts[i] as string | Uint8Array;
       const size = this.sizes[i] as number;
       off = writeHeader(buf, off, 0x24, size);
       if (typeof part === 'string') {
-        off += buf.write(part, off, 'utf8');
+        off = writeString(buf, off, part, size);
       } else if (size >= BIG_BUFFER) {
         // Hand the caller's bytes to the socket as they are instead of copying.
         this.end = off;
@@ -161,8 +185,7 @@ export class CommandWriter {
         buf.set(part, off);
         off += size;
       }
-      buf.writeUInt16BE(CRLF, off);
-      off += 2;
+      off = writeCRLF(buf, off);
     }
     this.end = off;
   }
