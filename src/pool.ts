@@ -164,41 +164,56 @@ export class Pool implements ConnReturner, SharedConnHost {
    * (`timeoutMs`), the signal's reason, or the dial's error. The connection
    * must be closed (`close()` or `await using`) to go back to the pool.
    */
-  async get(options: GetOptions = {}): Promise<Conn> {
-    if (this.closed) throw new PoolClosedError('redisconn: pool is closed');
-    // The deadline arms its timer only when the get has to wait (for a slot,
-    // a dial or a slow check), and is disarmed when the get settles: the
-    // common case — a fresh idle connection — costs no timer at all.
-    const deadline = new Deadline(options.timeoutMs, options.signal);
+  get(options: GetOptions = {}): Promise<Conn> {
+    if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
+    let deadline: Deadline;
     try {
-      return await this.borrow(deadline);
-    } finally {
-      deadline.disarm();
+      deadline = new Deadline(options.timeoutMs, options.signal);
+    } catch (err) {
+      return Promise.reject(err);
     }
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+    this.reapIdle();
+    // Fast path, no await: a fresh idle connection whose check answers at once.
+    const entry = this.idle.pop();
+    if (entry === undefined) return this.borrow(deadline, undefined, false);
+    const verdict = this.usable(entry);
+    if (verdict === true) return Promise.resolve(this.lend(entry.conn, entry.createdAt));
+    return this.borrow(deadline, entry, verdict);
   }
 
-  /** `get` once the options are checked: `signal` aborts waiting and dialing. */
-  private async borrow(deadline: Deadline): Promise<Conn> {
-    deadline.outer?.throwIfAborted();
-    this.reapIdle();
-    let entry = this.idle.pop();
-    if (entry === undefined) {
-      if (this.maxActive === 0 || this.active < this.maxActive) {
-        this.active++;
-      } else if (!this.wait) {
-        throw new PoolExhaustedError(`redisconn: pool exhausted: all ${this.maxActive} connections in use`);
-      } else {
-        entry = (await this.waitTurn(deadline.signal())) ?? undefined;
+  /**
+   * The rest of a `get`: `entry` (with its check's `verdict`) is the idle
+   * connection already taken, if any. The deadline arms its timer only when
+   * the get has to wait (for a slot, a dial or a slow check) and is disarmed
+   * when the get settles.
+   */
+  private async borrow(deadline: Deadline, entry: IdleConn | undefined, verdict: Promise<boolean> | boolean): Promise<Conn> {
+    try {
+      if (entry === undefined) {
+        if (this.maxActive === 0 || this.active < this.maxActive) {
+          this.active++;
+        } else if (!this.wait) {
+          throw new PoolExhaustedError(`redisconn: pool exhausted: all ${this.maxActive} connections in use`);
+        } else {
+          entry = (await this.waitTurn(deadline.signal())) ?? undefined;
+          if (entry !== undefined) verdict = this.usable(entry);
+        }
       }
-    }
-    for (;;) {
-      if (entry === undefined) return this.lend(await this.dialWithSlot(deadline.signal()), this.now());
-      if (await this.usable(entry, deadline)) return this.lend(entry.conn, entry.createdAt);
-      // Our slot now belongs to no connection: close the bad one, then prefer
-      // another idle connection (freeing the slot) over dialing with it.
-      this.closeQuietly(entry.conn);
-      entry = this.idle.pop();
-      if (entry !== undefined) this.releaseSlot();
+      for (;;) {
+        if (entry === undefined) return this.lend(await this.dialWithSlot(deadline.signal()), this.now());
+        if (await this.settleCheck(entry, verdict, deadline)) return this.lend(entry.conn, entry.createdAt);
+        // Our slot now belongs to no connection: close the bad one, then prefer
+        // another idle connection (freeing the slot) over dialing with it.
+        this.closeQuietly(entry.conn);
+        entry = this.idle.pop();
+        if (entry !== undefined) {
+          this.releaseSlot();
+          verdict = this.usable(entry);
+        }
+      }
+    } finally {
+      deadline.disarm();
     }
   }
 
@@ -368,18 +383,23 @@ export class Pool implements ConnReturner, SharedConnHost {
 
   /**
    * Whether an idle connection may be lent: not broken, not stale, passes
-   * testOnBorrow. If `signal` aborts during testOnBorrow, rejects with its
-   * reason at once (the get's deadline covers the check too); the connection
-   * is kept or closed when its check ends.
+   * testOnBorrow (a promise only when the check itself is asynchronous).
    */
-  private usable(entry: IdleConn, deadline: Deadline): Promise<boolean> | boolean {
+  private usable(entry: IdleConn): Promise<boolean> | boolean {
     if (entry.conn.err() !== null || this.stale(entry, this.now())) return false;
-    if (this.testOnBorrow === undefined) return true;
-    const check = this.check(entry);
-    if (typeof check === 'boolean') return check;
+    return this.testOnBorrow === undefined ? true : this.check(entry);
+  }
+
+  /**
+   * Waits for a check still running. If the get's deadline or signal ends
+   * first, rejects with its reason at once (the deadline covers the check
+   * too); the connection is kept or closed when its check ends.
+   */
+  private settleCheck(entry: IdleConn, verdict: Promise<boolean> | boolean, deadline: Deadline): Promise<boolean> | boolean {
+    if (typeof verdict === 'boolean') return verdict;
     const signal = deadline.signal();
-    if (signal === undefined) return check;
-    return raceAbort(check, signal, (ok) => this.checkedLate(entry, ok));
+    if (signal === undefined) return verdict;
+    return raceAbort(verdict, signal, (ok) => this.checkedLate(entry, ok));
   }
 
   /**
