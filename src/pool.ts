@@ -16,6 +16,7 @@ import { PooledConn, type ConnReturner } from './pooledconn.js';
 import type { Reply } from './resp/decode.js';
 import type { Arg } from './resp/encode.js';
 import { refusalOf, SharedConn, type SharedConnHost } from './shared.js';
+import { LazyConn, type LazyConnHost } from './lazyconn.js';
 
 /** Options of {@link Pool}. */
 export interface PoolOptions {
@@ -87,7 +88,7 @@ const DIAL_PERMIT = null;
  * (from any number of async callers); counters stay exact under any mix of
  * borrows, failures, aborts and closes.
  */
-export class Pool implements ConnReturner, SharedConnHost {
+export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
   readonly resetTimeoutMs: number;
   private readonly dialFn: () => Promise<Conn>;
   private readonly testOnBorrow: PoolOptions['testOnBorrow'];
@@ -115,6 +116,8 @@ export class Pool implements ConnReturner, SharedConnHost {
   private drained: (() => void) | null = null;
   private reaper: NodeJS.Timeout | null = null;
   private readonly shared = new SharedConn(this);
+  /** The RESP version of the last connection dialed (LazyConnHost). */
+  protocolSeen: 2 | 3 = 2;
 
   constructor(options: PoolOptions) {
     if (typeof options?.dial !== 'function') throw new TypeError('redisconn: Pool needs a dial function');
@@ -230,6 +233,26 @@ export class Pool implements ConnReturner, SharedConnHost {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
     const refusal = refusalOf(cmd, args);
     if (refusal !== null) return Promise.reject(new TypeError(refusal));
+    return this.shared.do(cmd, args);
+  }
+
+  /**
+   * Lends a connection that borrows nothing until it must: stateless
+   * commands run on the shared connection (as with `do`); the first command
+   * that needs exclusivity (MULTI, WATCH, SUBSCRIBE, BLPOP, ..., a per-call
+   * timeout or signal, a receive with nothing owed) moves it, replies in
+   * order, to an exclusive connection from `get(options)`, kept until
+   * `close()`. Same contract as a connection from `get()`, but free for the
+   * common case; errors of the move (pool exhausted, timeout) surface on the
+   * call that needed it.
+   */
+  lease(options?: GetOptions): Conn {
+    return new LazyConn(this, options);
+  }
+
+  /** Runs a command on the shared connection without the refusal check (LazyConnHost). */
+  doShared(cmd: string, args: Arg[]): Promise<Reply> {
+    if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
     return this.shared.do(cmd, args);
   }
 
@@ -463,10 +486,16 @@ export class Pool implements ConnReturner, SharedConnHost {
     } catch (err) {
       dialing = Promise.reject(err);
     }
-    return dialing.catch((err: unknown) => {
-      this.dialErrors++;
-      throw err;
-    });
+    return dialing.then(
+      (conn) => {
+        this.protocolSeen = conn.protocol;
+        return conn;
+      },
+      (err: unknown) => {
+        this.dialErrors++;
+        throw err;
+      },
+    );
   }
 
   /** Dials using a slot already counted in `active`; frees it on failure. */

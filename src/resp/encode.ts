@@ -59,6 +59,21 @@ function convert(value: unknown, index: number): string | Uint8Array {
   throw new TypeError(`redisconn: argument ${index} has unsupported type ${describe(value)}`);
 }
 
+/**
+ * Throws the `TypeError` encoding would throw for `args`, without encoding
+ * (and without calling `redisArg()`, whose result encoding checks later).
+ */
+export function checkArgs(args: readonly unknown[]): void {
+  for (let i = 0; i < args.length; i++) {
+    const value = args[i];
+    if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) {
+      if (typeof (value as Partial<RedisArgument>).redisArg !== 'function') convert(value, i);
+    } else {
+      convert(value, i);
+    }
+  }
+}
+
 function digitCount(n: number): number {
   let digits = 1;
   while (n >= 10) {

@@ -1,0 +1,231 @@
+/**
+ * LazyConn: a connection from a pool that costs nothing until it needs one.
+ *
+ * Stateless commands run on the pool's shared, auto-pipelined connection, so
+ * a borrow per HTTP request pays no socket of its own. The first time the
+ * lease needs exclusivity — a command that changes connection state or
+ * blocks (MULTI, WATCH, SUBSCRIBE, SELECT, BLPOP, CLIENT, ...), a per-call
+ * timeout or signal, or a `receive` with no reply owed — it waits for the
+ * replies it is owed on the shared connection, borrows an exclusive one with
+ * `pool.get()`, and stays on it until closed. Replies keep their order
+ * across the move, so callers see the semantics of one exclusive connection.
+ */
+import { ConnClosedError, RedisError } from './errors.js';
+import type { Conn } from './conn.js';
+import type { GetOptions } from './pool.js';
+import { Fifo } from './fifo.js';
+import type { Reply } from './resp/decode.js';
+import { checkArgs, type Arg } from './resp/encode.js';
+import { refusalOf } from './shared.js';
+
+/** What a LazyConn needs from its pool. */
+export interface LazyConnHost {
+  /** Runs a stateless command on the shared connection. */
+  doShared(cmd: string, args: Arg[]): Promise<Reply>;
+  /** Borrows an exclusive connection (`Pool.get`). */
+  get(options?: GetOptions): Promise<Conn>;
+  /** The protocol the pool's connections speak, as far as known. */
+  readonly protocolSeen: 2 | 3;
+}
+
+interface Queued {
+  cmd: string;
+  args: Arg[];
+}
+
+function ignore(): void {}
+
+/** Whether `cmd` cannot run on the shared connection. */
+function needsOwnConnection(cmd: string, args: readonly Arg[]): boolean {
+  return refusalOf(cmd, args) !== null;
+}
+
+/**
+ * Settles like redigo's Do over `replies` (oldest first): the last value, or
+ * the first error among them (an error reply or a connection failure).
+ */
+async function lastOrFirstError(replies: Promise<Reply>[]): Promise<Reply> {
+  const outcomes = await Promise.allSettled(replies);
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+  const last = outcomes[outcomes.length - 1];
+  return last !== undefined && last.status === 'fulfilled' ? last.value : null;
+}
+
+/** A pool lease on the shared connection that moves to an exclusive one when it must. */
+export class LazyConn implements Conn {
+  private exclusive: Conn | null = null;
+  private moving: Promise<Conn> | null = null;
+  private closing: Promise<void> | null = null;
+  /** Replies of commands already sent on the shared connection, not yet read. */
+  private readonly owed = new Fifo<Promise<Reply>>();
+  /** Commands buffered by `send`, not yet flushed. */
+  private queued: Queued[] = [];
+  private queuedNeedExclusive = false;
+
+  constructor(
+    private readonly host: LazyConnHost,
+    private readonly getOptions?: GetOptions,
+  ) {}
+
+  get protocol(): 2 | 3 {
+    return this.exclusive?.protocol ?? this.host.protocolSeen;
+  }
+
+  err(): Error | null {
+    if (this.closing !== null) return closedError();
+    return this.exclusive?.err() ?? null;
+  }
+
+  do(cmd: string, ...args: Arg[]): Promise<Reply> {
+    if (this.closing !== null) return Promise.reject(closedError());
+    if (cmd === '') return this.drain();
+    if (this.exclusive === null && this.moving === null && !this.queuedNeedExclusive && !needsOwnConnection(cmd, args)) {
+      this.flushQueued();
+      const reply = this.host.doShared(cmd, args);
+      return this.owed.length === 0 ? reply : lastOrFirstError([...this.owed.drain(), reply]);
+    }
+    return this.onExclusive((conn) => conn.do(cmd, ...args));
+  }
+
+  doWithTimeout(timeoutMs: number, cmd: string, ...args: Arg[]): Promise<Reply> {
+    return this.onExclusive((conn) => conn.doWithTimeout(timeoutMs, cmd, ...args));
+  }
+
+  doWithSignal(signal: AbortSignal, cmd: string, ...args: Arg[]): Promise<Reply> {
+    return this.onExclusive((conn) => conn.doWithSignal(signal, cmd, ...args));
+  }
+
+  send(cmd: string, ...args: Arg[]): void {
+    if (this.closing !== null) throw closedError();
+    if (this.exclusive !== null) {
+      this.exclusive.send(cmd, ...args);
+      return;
+    }
+    checkArgs(args);
+    this.queued.push({ cmd, args });
+    if (needsOwnConnection(cmd, args)) this.queuedNeedExclusive = true;
+  }
+
+  flush(): Promise<void> {
+    if (this.closing !== null) return Promise.reject(closedError());
+    if (this.exclusive !== null || this.moving !== null || this.queuedNeedExclusive) {
+      return this.moveToExclusive().then((conn) => conn.flush());
+    }
+    this.flushQueued();
+    return Promise.resolve();
+  }
+
+  receive(): Promise<Reply> {
+    return this.read((conn) => conn.receive());
+  }
+
+  receiveWithTimeout(timeoutMs: number): Promise<Reply> {
+    return this.read((conn) => conn.receiveWithTimeout(timeoutMs));
+  }
+
+  receiveWithSignal(signal: AbortSignal): Promise<Reply> {
+    return this.read((conn) => conn.receiveWithSignal(signal));
+  }
+
+  /**
+   * Returns the exclusive connection to the pool, if one was borrowed (after
+   * the replies still owed on it, as a pooled connection does). Safe to call
+   * twice; never rejects.
+   */
+  close(): Promise<void> {
+    if (this.closing === null) {
+      this.queued = [];
+      this.owed.drain();
+      const moving = this.moving;
+      this.closing = moving === null ? Promise.resolve() : moving.then((conn) => conn.close(), ignore);
+    }
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** `do('')`: flushes, then every owed reply as an array (error replies as values). */
+  private drain(): Promise<Reply> {
+    if (this.exclusive !== null || this.moving !== null || this.queuedNeedExclusive) {
+      return this.moveToExclusive().then(async (conn) => [...(await this.owedValues()), ...((await conn.do('')) as Reply[])]);
+    }
+    this.flushQueued();
+    return this.owedValues();
+  }
+
+  /** Takes the owed shared replies: values, error replies as RedisError values; a fatal error rejects. */
+  private async owedValues(): Promise<Reply[]> {
+    const outcomes = await Promise.allSettled(this.owed.drain());
+    return outcomes.map((outcome) => {
+      if (outcome.status === 'fulfilled') return outcome.value;
+      if (outcome.reason instanceof RedisError) return outcome.reason;
+      throw outcome.reason;
+    });
+  }
+
+  /** A reply owed on the shared connection comes first; else the exclusive connection answers. */
+  private read(onConn: (conn: Conn) => Promise<Reply>): Promise<Reply> {
+    if (this.closing !== null) return Promise.reject(closedError());
+    const owed = this.owed.shift();
+    if (owed !== undefined) return owed;
+    return this.onExclusive(onConn);
+  }
+
+  /** Runs `call` on the exclusive connection; a Do-style call also reads the shared replies owed. */
+  private onExclusive(call: (conn: Conn) => Promise<Reply>): Promise<Reply> {
+    if (this.closing !== null) return Promise.reject(closedError());
+    const conn = this.exclusive;
+    if (conn !== null && this.owed.length === 0) return call(conn);
+    return this.moveToExclusive().then((moved) => {
+      if (this.owed.length === 0) return call(moved);
+      return lastOrFirstError([...this.owed.drain(), call(moved)]);
+    });
+  }
+
+  /** Sends what `send` buffered on the shared connection. */
+  private flushQueued(): void {
+    const queued = this.queued;
+    if (queued.length === 0) return;
+    this.queued = [];
+    for (const { cmd, args } of queued) {
+      const reply = this.host.doShared(cmd, args);
+      reply.catch(ignore); // read (and its error seen) by receive/do, or dropped on close
+      this.owed.push(reply);
+    }
+  }
+
+  /**
+   * Borrows the exclusive connection once: after the shared replies owed have
+   * arrived (so order holds), replaying the commands `send` buffered.
+   */
+  private moveToExclusive(): Promise<Conn> {
+    this.moving ??= (async () => {
+      await Promise.allSettled([...this.owed]);
+      let conn: Conn;
+      try {
+        conn = await this.host.get(this.getOptions);
+      } catch (err) {
+        this.moving = null; // the next call may try again
+        throw err;
+      }
+      if (this.closing !== null) {
+        await conn.close();
+        throw closedError();
+      }
+      const queued = this.queued;
+      this.queued = [];
+      this.queuedNeedExclusive = false;
+      for (const { cmd, args } of queued) conn.send(cmd, ...args);
+      this.exclusive = conn;
+      return conn;
+    })();
+    return this.moving;
+  }
+}
+
+function closedError(): ConnClosedError {
+  return new ConnClosedError('redisconn: connection already closed (returned to its pool)');
+}
+
