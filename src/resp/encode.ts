@@ -169,9 +169,9 @@ export class CommandWriter {
         total += headerSize(size) + size + 2;
         if (size >= BIG_BUFFER && typeof part !== 'string') referenced += size;
       }
-      this.pendingBytes += total;
       this.reserve(total - referenced);
       this.writeConverted(cmd, cmdSize, argc);
+      this.pendingBytes += total;
     } finally {
       // Do not keep user values alive through the scratch array.
       for (let i = 0; i < argc; i++) parts[i] = '';
