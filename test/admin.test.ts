@@ -5,26 +5,16 @@
  * processes, through `inject()` and a real listener.
  */
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import redisconn, { dial, type Conn, type RedisconnOptions } from '../plugin/index.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import redisconn, { type Conn, type RedisconnOptions } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors } from './helpers.js';
+import { eventually, guardProcessErrors, memoryLogger, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
 let server: TestRedisServer;
 let admin: Conn;
-let apps: FastifyInstance[] = [];
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-function memoryLogger(lines: LogLine[]): FastifyServerOptions['logger'] {
-  return { level: 'info', stream: { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) } };
-}
+const apps = useApps();
 
 async function makeApp(options: RedisconnOptions, fastifyOptions: FastifyServerOptions = { logger: false }): Promise<FastifyInstance> {
   const app = Fastify(fastifyOptions);
@@ -44,36 +34,10 @@ async function dbsize(): Promise<number> {
   return (await admin.do('DBSIZE')) as number;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2_000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await sleep(10);
-  }
-}
-
-beforeAll(async () => {
-  server = await startRedisServer();
-  admin = await dial(server.addr);
-});
+useServerWithConn((started) => ({ server, conn: admin } = started));
 
 beforeEach(async () => {
   await admin.do('FLUSHALL');
-});
-
-afterEach(async () => {
-  await Promise.all(apps.map((app) => app.close()));
-  apps = [];
-});
-
-afterAll(async () => {
-  await admin?.close();
-  await server?.stop();
 });
 
 describe('admin', () => {

@@ -7,16 +7,16 @@
  */
 import caching from '@fastify/caching';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import redisconn, { BlobCache, dial, toAbstractCache, type Conn, type RedisconnOptions } from '../plugin/index.js';
+import { describe, expect, it } from 'vitest';
+import redisconn, { BlobCache, toAbstractCache, type Conn, type RedisconnOptions } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, text } from './helpers.js';
+import { guardProcessErrors, rejection, sleep, text, useApps, useServerWithConn } from './helpers.js';
 
 guardProcessErrors();
 
 let server: TestRedisServer;
 let raw: Conn;
-let apps: FastifyInstance[] = [];
+const apps = useApps(() => raw.do('FLUSHALL'));
 
 async function makeApp(options: RedisconnOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
@@ -32,29 +32,11 @@ async function cacheOf(namespace: string, options: RedisconnOptions = {}): Promi
   return cache;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 async function keys(pattern = '*'): Promise<string[]> {
   return ((await raw.do('KEYS', pattern)) as Buffer[]).map((key) => key.toString()).sort();
 }
 
-beforeAll(async () => {
-  server = await startRedisServer();
-  raw = await dial(server.addr);
-});
-
-afterEach(async () => {
-  await Promise.all(apps.map((app) => app.close()));
-  apps = [];
-  await raw.do('FLUSHALL');
-});
-
-afterAll(async () => {
-  await raw?.close();
-  await server?.stop();
-});
+useServerWithConn((started) => ({ server, conn: raw } = started));
 
 describe('BlobCache', () => {
   it('get / set / delete, with the key layout redisconn.blobcache.<ns>:<key>', async () => {

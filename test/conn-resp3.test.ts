@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dial, type Conn } from '../src/index.js';
-import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
+import type { TestRedisServer } from '../src/testing/index.js';
+import { sleep, useServerWithConn } from './helpers.js';
 
 describe('RESP3 pushes and replies sharing one connection', () => {
   let server: TestRedisServer;
   let other: Conn;
-  beforeAll(async () => {
-    server = await startRedisServer();
-    other = await dial(server.addr);
-  });
-  afterAll(async () => {
-    await other.close();
-    await server.stop();
-  });
+  useServerWithConn((started) => ({ server, conn: other } = started));
 
   it('a message arriving during a blocking do() goes to the receive queued behind it', async () => {
     const conn = await dial(server.addr, { protocol: 3 });
@@ -26,7 +20,7 @@ describe('RESP3 pushes and replies sharing one connection', () => {
     for (let i = 0; i < 100; i++) {
       const clients = String(await other.do('CLIENT', 'LIST'));
       if (clients.includes('cmd=blpop')) break;
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
     }
     expect(await other.do('PUBLISH', 'news', 'hello')).toBe(1);
     await other.do('LPUSH', 'queue', 'job');

@@ -9,7 +9,7 @@ import { dial, type DialOptions } from '../src/dial.js';
 import { ConnClosedError, RedisError, TimeoutError } from '../src/errors.js';
 import type { Reply } from '../src/resp/decode.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, settle, text } from './helpers.js';
+import { guardProcessErrors, rejection, settle, sleep, text } from './helpers.js';
 
 guardProcessErrors();
 
@@ -325,7 +325,7 @@ describe('timeouts', () => {
 
   it('the read timeout does not fire on an idle conn with nothing owed', async () => {
     const conn = await connect({ readTimeoutMs: 100 });
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await sleep(250);
     expect(conn.err()).toBeNull();
     expect(await conn.do('PING')).toBe('PONG');
   });

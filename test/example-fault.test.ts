@@ -13,7 +13,7 @@ import { afterAll, expect, it } from 'vitest';
 import { buildApp } from '../examples/app.js';
 import { dial, type Conn, type Pool } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, guardProcessErrors } from './helpers.js';
+import { clientList, guardProcessErrors, sleep, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -21,12 +21,6 @@ const CLIENT_NAME = 'fault-test';
 const CONNECT_TIMEOUT_MS = 1_000;
 const SLACK_MS = 1_000;
 const WORKERS = 20;
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
 
 interface Outcome {
   start: number;
@@ -40,10 +34,6 @@ interface Outcome {
 let server: TestRedisServer | undefined;
 let app: FastifyInstance | undefined;
 let admin: Conn | undefined;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 async function post(url: string): Promise<Omit<Outcome, 'start' | 'end'>> {
   try {

@@ -7,12 +7,12 @@
  * and an open event stream does not hold up `app.close()`.
  */
 import http from 'node:http';
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { describe, expect, it } from 'vitest';
 import { buildApp, type ExampleOptions } from '../examples/app.js';
-import { dial, type Conn, type Pool } from '../plugin/index.js';
-import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, guardProcessErrors } from './helpers.js';
+import { type Conn, type Pool } from '../plugin/index.js';
+import type { TestRedisServer } from '../src/testing/index.js';
+import { clientList, eventually, guardProcessErrors, memoryLogger, sleep, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -21,17 +21,7 @@ const TOKEN = 'let-me-in';
 
 let server: TestRedisServer;
 let admin: Conn;
-let apps: FastifyInstance[] = [];
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-function memoryLogger(lines: LogLine[]): FastifyServerOptions['logger'] {
-  return { level: 'info', stream: { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) } };
-}
+const apps = useApps(() => admin.do('FLUSHALL'));
 
 async function makeApp(options: Partial<ExampleOptions> = {}): Promise<FastifyInstance> {
   const { redis, ...rest } = options;
@@ -44,19 +34,6 @@ async function makeApp(options: Partial<ExampleOptions> = {}): Promise<FastifyIn
   });
   apps.push(app);
   return app;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2_000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await sleep(10);
-  }
 }
 
 async function subscribers(channel: string): Promise<number> {
@@ -79,21 +56,7 @@ async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, predic
   return true;
 }
 
-beforeAll(async () => {
-  server = await startRedisServer();
-  admin = await dial(server.addr);
-});
-
-afterEach(async () => {
-  await Promise.all(apps.map((app) => app.close()));
-  apps = [];
-  await admin.do('FLUSHALL');
-});
-
-afterAll(async () => {
-  await admin?.close();
-  await server?.stop();
-});
+useServerWithConn((started) => ({ server, conn: admin } = started));
 
 describe('example app', () => {
   it('the counter increments (inject and a real listener)', async () => {

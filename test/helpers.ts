@@ -1,15 +1,21 @@
 /**
  * Shared helpers of the client test suites: a guard against stray process-level
- * errors, promise settling without unhandled rejections, CLIENT LIST parsing,
- * and a throwaway CA + server certificate for TLS tests.
+ * errors, promise settling without unhandled rejections, timing helpers
+ * (sleep, eventually, within), a redis-server + conn fixture, Fastify app
+ * helpers, CLIENT LIST parsing, and a throwaway CA + server certificate for
+ * TLS tests.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect } from 'vitest';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { Conn } from '../src/conn.js';
+import type { Pool } from '../src/pool.js';
+import { dial } from '../src/dial.js';
 import type { Reply } from '../src/resp/decode.js';
+import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
 
 /**
  * Records `unhandledRejection` / `uncaughtException` events from beforeAll on
@@ -26,11 +32,114 @@ export function guardProcessErrors(): void {
   });
   afterAll(async () => {
     // Let late socket events and rejections surface before checking.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     process.off('unhandledRejection', onRejection);
     process.off('uncaughtException', onException);
     expect(events.map((e) => `${e.kind}: ${String(e.error instanceof Error ? e.error.stack : e.error)}`)).toEqual([]);
   });
+}
+
+/** Resolves after `ms` (default 0: one macrotask turn, so every ready promise has settled). */
+export function sleep(ms = 0): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for a macrotask turn (or `ms`); the same as {@link sleep}. */
+export const tick = sleep;
+
+/** Polls `check` every 10 ms until it is true or `timeoutMs` passes; returns the last result. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2_000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > end) return false;
+    await sleep(10);
+  }
+}
+
+/** `promise`, or a rejection naming `what` once `ms` have passed: a hang fails fast instead of at the test timeout. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expiry = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expiry]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What `fn` throws synchronously; undefined when it returns. */
+export function thrownBy(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
+/** A redis-server and one conn to it, made by {@link useServerWithConn}. */
+export interface ServerWithConn {
+  server: TestRedisServer;
+  conn: Conn;
+}
+
+/**
+ * Starts a redis-server and dials one conn to it in beforeAll (handing both to
+ * `bind`), and closes the conn and stops the server in afterAll.
+ */
+export function useServerWithConn(bind: (started: ServerWithConn) => void): void {
+  let server: TestRedisServer | undefined;
+  let conn: Conn | undefined;
+  beforeAll(async () => {
+    server = await startRedisServer();
+    conn = await dial(server.addr);
+    bind({ server, conn });
+  });
+  afterAll(async () => {
+    await conn?.close();
+    await server?.stop();
+  });
+}
+
+/** Borrows a conn from `pool`, expects PONG to a PING on it, and returns it. */
+export async function borrowAndPing(pool: Pool): Promise<void> {
+  const conn = await pool.get();
+  expect(await conn.do('PING')).toBe('PONG');
+  await conn.close();
+}
+
+/** Closes `pool`, failing the test when that takes over `ms` (a close that hangs). */
+export async function expectCloses(pool: Pool, ms = 3_000): Promise<void> {
+  const closed = await Promise.race([pool.close().then(() => true), sleep(ms).then(() => false)]);
+  expect(closed).toBe(true);
+}
+
+/** A JSON log line of a Fastify (pino) logger. */
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A Fastify logger config (level info) writing JSON lines into `lines`. */
+export function memoryLogger(lines: LogLine[]): FastifyServerOptions['logger'] {
+  return { level: 'info', stream: { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) } };
+}
+
+/**
+ * The apps of the running test: push each app made onto the array returned.
+ * After every test they are closed (and the array emptied), then `after` runs.
+ */
+export function useApps(after?: () => unknown): FastifyInstance[] {
+  const apps: FastifyInstance[] = [];
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    await after?.();
+  });
+  return apps;
 }
 
 /** The outcome of a promise, captured at once so a rejection is never unhandled. */

@@ -1,22 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConnClosedError, dial, newPool, PoolExhaustedError, RedisError, type Conn, type Pool } from '../src/index.js';
-import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, guardProcessErrors, rejection, text } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { ConnClosedError, newPool, PoolExhaustedError, RedisError, type Conn, type Pool } from '../src/index.js';
+import type { TestRedisServer } from '../src/testing/index.js';
+import { clientList, guardProcessErrors, rejection, text, useServerWithConn } from './helpers.js';
 
 guardProcessErrors();
 
 let server: TestRedisServer;
 let admin: Conn;
 
-beforeAll(async () => {
-  server = await startRedisServer();
-  admin = await dial(server.addr);
-});
-
-afterAll(async () => {
-  await admin.close();
-  await server.stop();
-});
+useServerWithConn((started) => ({ server, conn: admin } = started));
 
 /** Runs `body` with a fresh pool, then checks it closes clean. */
 async function withPool(body: (pool: Pool) => Promise<void>, overrides: Parameters<typeof newPool>[2] = {}): Promise<void> {

@@ -9,17 +9,17 @@
 import { spawnSync } from 'node:child_process';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Registry, register as globalRegistry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import redisconn, { type Pool, type PoolStats, type RedisconnOptions } from '../plugin/index.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection } from './helpers.js';
+import { guardProcessErrors, rejection, sleep, useApps } from './helpers.js';
 
 guardProcessErrors();
 
 const NAMES = ['redis_pool_connections', 'redis_pool_wait_total', 'redis_pool_wait_duration_seconds_total', 'redis_pool_dials_total'];
 
 let server: TestRedisServer;
-let apps: FastifyInstance[] = [];
+const apps = useApps(() => vi.restoreAllMocks());
 
 async function makeApp(options: RedisconnOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
@@ -27,10 +27,6 @@ async function makeApp(options: RedisconnOptions): Promise<FastifyInstance> {
   await app.register(redisconn, { addr: server.addr, argv: [], env: {}, ...options });
   await app.ready();
   return app;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** `metric{labels} value` samples of the text exposition, keyed by `name{sorted labels}`. */
@@ -64,12 +60,6 @@ function poolSamples(exposition: string, name: string): Record<string, number> {
 
 beforeAll(async () => {
   server = await startRedisServer();
-});
-
-afterEach(async () => {
-  await Promise.all(apps.map((app) => app.close()));
-  apps = [];
-  vi.restoreAllMocks();
 });
 
 afterAll(async () => {

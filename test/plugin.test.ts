@@ -12,11 +12,10 @@
 import http from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import redisconn, {
   ErrNotConfigured,
   asInt,
-  dial,
   getConn,
   getPool,
   newPool,
@@ -27,7 +26,7 @@ import redisconn, {
   type RedisconnOptions,
 } from '../plugin/index.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, guardProcessErrors, rejection, text } from './helpers.js';
+import { clientList, eventually, guardProcessErrors, memoryLogger, rejection, sleep, text, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -37,21 +36,14 @@ const FORGOT = 'did not close a Redis connection';
 let server: TestRedisServer;
 /** Our observer connection (CLIENT LIST, SELECT, key checks). Not in any pool. */
 let admin: Conn;
-/** Apps of the running test, closed in afterEach. */
-let apps: FastifyInstance[] = [];
 /** Extra pools / servers a test made, closed in afterEach. */
 let cleanups: (() => Promise<void> | void)[] = [];
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** A Fastify logger config writing JSON lines into `lines`. */
-function memoryLogger(lines: LogLine[]): FastifyServerOptions['logger'] {
-  return { level: 'info', stream: { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) } };
-}
+/** Apps of the running test, closed in afterEach (then the cleanups run). */
+const apps = useApps(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  cleanups = [];
+  await admin.do('SELECT', 0);
+});
 
 function warnings(lines: LogLine[], containing: string): LogLine[] {
   return lines.filter((line) => line.level === 40 && line.msg.includes(containing));
@@ -63,19 +55,6 @@ async function makeApp(options: RedisconnOptions = {}, fastifyOptions: FastifySe
   apps.push(app);
   await app.register(redisconn, { argv: [], env: {}, metrics: false, clientName: CLIENT_NAME, ...options });
   return app;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2_000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await sleep(10);
-  }
 }
 
 /** Clients the server lists under our pools' client name. */
@@ -115,23 +94,7 @@ function key(name: string): string {
   return `plugin-test:${name}:${++keySeq}`;
 }
 
-beforeAll(async () => {
-  server = await startRedisServer();
-  admin = await dial(server.addr);
-});
-
-afterEach(async () => {
-  await Promise.all(apps.map((app) => app.close()));
-  apps = [];
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  cleanups = [];
-  await admin.do('SELECT', 0);
-});
-
-afterAll(async () => {
-  await admin?.close();
-  await server?.stop();
-});
+useServerWithConn((started) => ({ server, conn: admin } = started));
 
 // ---------------------------------------------------------------------------
 

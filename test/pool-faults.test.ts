@@ -14,7 +14,7 @@ import { dial, type DialOptions } from '../src/dial.js';
 import { ConnClosedError, TimeoutError } from '../src/errors.js';
 import { newPool, Pool, type PoolOptions } from '../src/pool.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, guardProcessErrors, rejection, settle, text } from './helpers.js';
+import { borrowAndPing, clientList, eventually, expectCloses, guardProcessErrors, rejection, settle, text, tick, within } from './helpers.js';
 
 guardProcessErrors();
 
@@ -38,31 +38,8 @@ function heapUsedAfterGc(): number {
 
 const MiB = 1024 * 1024;
 
-function tick(ms = 0): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 3_000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await tick(10);
-  }
-}
-
-/** `promise`, or a rejection naming `what` once `ms` have passed: a hang fails fast instead of at the test timeout. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expiry = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, expiry]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** How long this file's `eventually` polls wait (longer than the shared default: servers restart here). */
+const EVENTUALLY_MS = 3_000;
 
 /** Servers started by this file; stopped in afterAll. */
 const servers: TestRedisServer[] = [];
@@ -109,7 +86,7 @@ async function expectTruth(pool: Pool, observer: Conn, name: string, expected: {
   expect(stats.activeCount).toBe(stats.idleCount + stats.inUseCount);
   expect({ active: stats.activeCount, idle: stats.idleCount }).toEqual(expected);
   let seen = -1;
-  await eventually(async () => (seen = (await clientList(observer)).filter((c) => c.name === name).length) === stats.activeCount);
+  await eventually(async () => (seen = (await clientList(observer)).filter((c) => c.name === name).length) === stats.activeCount, EVENTUALLY_MS);
   expect(seen).toBe(stats.activeCount);
 }
 
@@ -117,8 +94,7 @@ afterEach(async () => {
   const closing = pools;
   pools = [];
   for (const pool of closing) {
-    const closed = await Promise.race([pool.close().then(() => true), tick(3_000).then(() => false)]);
-    expect(closed).toBe(true);
+    await expectCloses(pool);
     expect(pool.stats()).toMatchObject({ activeCount: 0, idleCount: 0 });
   }
   await Promise.all(observers.map((conn) => conn.close()));
@@ -154,7 +130,7 @@ describe('server killed and restarted on the same port', () => {
     expect(inUse).toBeInstanceOf(ConnClosedError);
     expect(performance.now() - started).toBeLessThan(connectTimeoutMs + slackMs);
     // Idle: every conn notices the EOF by itself.
-    expect(await eventually(() => made.every((conn) => conn.err() !== null))).toBe(true);
+    expect(await eventually(() => made.every((conn) => conn.err() !== null), EVENTUALLY_MS)).toBe(true);
 
     // Borrowing: the dead idle conns are discarded (not lent), the new dial is
     // refused, and the error names the address, well within the connect timeout.
@@ -209,9 +185,7 @@ describe('server killed and restarted on the same port', () => {
     expect(pool.stats()).toMatchObject({ activeCount: 0, idleCount: 0, dials: 4, dialErrors: 3 });
 
     const back = await startServer(server.port);
-    const lease = await pool.get();
-    expect(await lease.do('PING')).toBe('PONG');
-    await lease.close();
+    await borrowAndPing(pool);
     expect(pool.stats()).toMatchObject({ activeCount: 1, idleCount: 1 });
     const observer = await observe(back);
     expect((await clientList(observer)).length - 1).toBe(pool.activeCount);
@@ -232,9 +206,7 @@ describe('server killed and restarted on the same port', () => {
     await lease.close();
     const back = await startServer(server.port);
     const observer = await observe(back);
-    const next = await pool.get();
-    expect(await next.do('PING')).toBe('PONG');
-    await next.close();
+    await borrowAndPing(pool);
     await expectTruth(pool, observer, name, { active: 1, idle: 1 });
   });
 });
@@ -267,9 +239,7 @@ describe('hung server (SIGSTOP)', () => {
     } finally {
       server.resume();
     }
-    const next = await pool.get();
-    expect(await next.do('PING')).toBe('PONG');
-    await next.close();
+    await borrowAndPing(pool);
     expect(counter.dials).toBe(3);
     await expectTruth(pool, observer, name, { active: 1, idle: 1 });
   });
@@ -326,10 +296,8 @@ describe('hung server (SIGSTOP)', () => {
       server.resume();
     }
     // The PING answered after all: the conn is kept and lent again, no new dial.
-    expect(await eventually(() => pool.idleCount === 1)).toBe(true);
-    const next = await pool.get();
-    expect(await next.do('PING')).toBe('PONG');
-    await next.close();
+    expect(await eventually(() => pool.idleCount === 1, EVENTUALLY_MS)).toBe(true);
+    await borrowAndPing(pool);
     expect(pool.stats().dials).toBe(1);
     await expectTruth(pool, observer, name, { active: 1, idle: 1 });
   });
@@ -357,9 +325,7 @@ describe('hung server (SIGSTOP)', () => {
     } finally {
       server.resume();
     }
-    const lease = await pool.get();
-    expect(await lease.do('PING')).toBe('PONG');
-    await lease.close();
+    await borrowAndPing(pool);
     await expectTruth(pool, observer, name, { active: 1, idle: 1 });
   });
 });
@@ -370,9 +336,7 @@ describe('no growth over many cycles', () => {
     const { pool, name, counter } = makePool(server.addr);
     const observer = await observe(server);
     const connectedClients = async (): Promise<number> => Number(/connected_clients:(\d+)/.exec(text(await observer.do('INFO', 'clients')))?.[1]);
-    const warm = await pool.get();
-    expect(await warm.do('PING')).toBe('PONG');
-    await warm.close();
+    await borrowAndPing(pool);
     const clientsBefore = await connectedClients();
     for (let i = 0; i < 10_000; i++) await (await pool.get()).close(); // warm up the JIT
     const heapBefore = heapUsedAfterGc();

@@ -1,23 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConnClosedError, dial, newPool, Pool, PoolClosedError, type Conn } from '../src/index.js';
 import { refusalOf } from '../src/shared.js';
-import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, guardProcessErrors, rejection, settle } from './helpers.js';
+import type { TestRedisServer } from '../src/testing/index.js';
+import { clientList, guardProcessErrors, rejection, settle, useServerWithConn } from './helpers.js';
 
 guardProcessErrors();
 
 let server: TestRedisServer;
 let admin: Conn;
 
-beforeAll(async () => {
-  server = await startRedisServer();
-  admin = await dial(server.addr);
-});
-
-afterAll(async () => {
-  await admin.close();
-  await server.stop();
-});
+useServerWithConn((started) => ({ server, conn: admin } = started));
 
 /** Kills the server-side client currently running or last ran `cmd`. */
 async function killClientWhoseLastCommandWas(cmd: string): Promise<void> {

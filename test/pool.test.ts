@@ -16,7 +16,7 @@ import { ConnClosedError, PoolClosedError, PoolExhaustedError, RedisError, Timeo
 import { newPool, Pool, type PoolOptions } from '../src/pool.js';
 import type { Reply } from '../src/resp/decode.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientInfo, clientList, guardProcessErrors, rejection, settle, text, type Settled } from './helpers.js';
+import { borrowAndPing, clientInfo, clientList, eventually, expectCloses, guardProcessErrors, rejection, settle, text, tick, within, type Settled } from './helpers.js';
 
 guardProcessErrors();
 
@@ -29,34 +29,6 @@ let pools: Pool[] = [];
 
 // ---------------------------------------------------------------------------
 // helpers
-
-/** Waits for a macrotask turn, so every ready promise has settled. */
-function tick(ms = 0): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` until it is true or `timeoutMs` passes; returns the last result. */
-async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2_000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await tick(10);
-  }
-}
-
-/** `promise`, or a rejection naming `what` once `ms` have passed: a hang fails fast instead of at the test timeout. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expiry = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, expiry]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A promise with its state observable without awaiting it. */
 interface Tracked<T> {
@@ -259,8 +231,7 @@ afterEach(async () => {
   pools = [];
   for (const pool of closing) {
     // Every test returns what it borrowed; a close that hangs is a failure.
-    const closed = await Promise.race([pool.close().then(() => true), tick(3_000).then(() => false)]);
-    expect(closed).toBe(true);
+    await expectCloses(pool);
     const stats = pool.stats();
     expect(stats).toMatchObject({ activeCount: 0, idleCount: 0, inUseCount: 0 });
   }
@@ -360,9 +331,7 @@ describe('borrow and return', () => {
     expect(err).toBeInstanceOf(TimeoutError);
     await lease.close();
     await expectTruth(pool, { active: 0, idle: 0 });
-    const next = await pool.get();
-    expect(await next.do('PING')).toBe('PONG');
-    await next.close();
+    await borrowAndPing(pool);
     expect(dialer.dials).toBe(2);
   });
 
@@ -375,9 +344,7 @@ describe('borrow and return', () => {
     expect(err).toBeInstanceOf(RedisError);
     await lease.close();
     await expectTruth(pool, { active: 1, idle: 1 });
-    const next = await pool.get();
-    expect(await next.do('PING')).toBe('PONG');
-    await next.close();
+    await borrowAndPing(pool);
     expect(dialer.dials).toBe(1);
   });
 
@@ -691,9 +658,7 @@ describe('maxActive and waiting', () => {
     }
     expect(pool.stats()).toMatchObject({ activeCount: 0, dials: 3, dialErrors: 3 });
     dialer.failing = false;
-    const lease = await pool.get();
-    expect(await lease.do('PING')).toBe('PONG');
-    await lease.close();
+    await borrowAndPing(pool);
     await expectTruth(pool, { active: 1, idle: 1 });
   });
 
@@ -838,9 +803,7 @@ describe('maxActive and waiting', () => {
     expect(dialer.dials).toBe(6);
     expect(pool.stats()).toMatchObject({ activeCount: 0, idleCount: 0, dials: 6, dialErrors: 6, waitCount: 5 });
     dialer.failing = false;
-    const lease = await pool.get();
-    expect(await lease.do('PING')).toBe('PONG');
-    await lease.close();
+    await borrowAndPing(pool);
     await expectTruth(pool, { active: 1, idle: 1 });
   });
 
@@ -911,9 +874,7 @@ describe('maxActive and waiting', () => {
     expect(await eventually(() => pool.idleCount === 2)).toBe(true);
     await expectTruth(pool, { active: 2, idle: 2 });
     dialer.delayMs = 0;
-    const lease = await pool.get();
-    expect(await lease.do('PING')).toBe('PONG');
-    await lease.close();
+    await borrowAndPing(pool);
     expect(dialer.dials).toBe(2);
   });
 

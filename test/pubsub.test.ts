@@ -10,7 +10,7 @@ import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from '../src
 import { Pool } from '../src/pool.js';
 import { PubSubConn, type PubSubNotification } from '../src/pubsub.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientInfo, guardProcessErrors, rejection, settle } from './helpers.js';
+import { clientInfo, guardProcessErrors, rejection, settle, sleep } from './helpers.js';
 
 guardProcessErrors();
 
@@ -40,7 +40,7 @@ async function subscribers(channel: string, count: number): Promise<void> {
   for (;;) {
     const reply = await publisher.do('PUBSUB', 'NUMSUB', channel);
     if (Array.isArray(reply) && reply[1] === count) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await sleep(5);
   }
 }
 
@@ -203,7 +203,7 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
     expect((await psc.receive()).kind).toBe('subscribe');
     const first = psc.receive();
     const second = psc.receive();
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await sleep(150);
     await publisher.do('PUBLISH', channel, 'late');
     await publisher.do('PUBLISH', channel, 'later');
     expect(await first).toEqual({ kind: 'message', channel, data: Buffer.from('late') });
@@ -343,7 +343,7 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
           return kinds;
         })(),
       );
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
       await psc.close();
       expect(await loop).toEqual({ ok: true, value: ['pong'] });
       // Its read was cancelled mid-wait, so the pool must not lend it again.

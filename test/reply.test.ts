@@ -15,6 +15,7 @@ import {
   asStrings,
   asValues,
 } from '../src/reply.js';
+import { thrownBy } from './helpers.js';
 
 /** Decodes one whole reply from RESP wire text, as a connection would. */
 function decode(wire: string | Buffer, decodeStrings = false): Reply {
@@ -51,12 +52,7 @@ describe('shared contract', () => {
 
   it.each(helperTable)('%s throws a RedisError passed in, unchanged', (_name, helper) => {
     const error = new RedisError('WRONGTYPE Operation against a key holding the wrong kind of value');
-    let thrown: unknown;
-    try {
-      helper(error);
-    } catch (err) {
-      thrown = err;
-    }
+    const thrown = thrownBy(() => helper(error));
     expect(thrown).toBe(error);
     expect((thrown as RedisError).code).toBe('WRONGTYPE');
   });

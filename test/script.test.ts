@@ -4,29 +4,18 @@
  * pipelines, SCRIPT LOAD, key-count validation and script errors.
  */
 import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Conn } from '../src/conn.js';
-import { dial } from '../src/dial.js';
 import { RedisError } from '../src/errors.js';
 import type { Reply } from '../src/resp/decode.js';
 import { Script } from '../src/script.js';
-import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, text } from './helpers.js';
+import { guardProcessErrors, rejection, text, useServerWithConn } from './helpers.js';
 
 guardProcessErrors();
 
-let server: TestRedisServer;
 let conn: Conn;
 
-beforeAll(async () => {
-  server = await startRedisServer();
-  conn = await dial(server.addr);
-});
-
-afterAll(async () => {
-  await conn?.close();
-  await server?.stop();
-});
+useServerWithConn((started) => ({ conn } = started));
 
 beforeEach(async () => {
   await conn.do('SCRIPT', 'FLUSH');

@@ -8,7 +8,7 @@ import type { Endpoint, DialOptions } from '../src/dial.js';
 import { RedisError } from '../src/errors.js';
 import { dialURL, parseURL } from '../src/url.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientInfo, guardProcessErrors, rejection, text } from './helpers.js';
+import { clientInfo, guardProcessErrors, rejection, text, thrownBy } from './helpers.js';
 
 guardProcessErrors();
 
@@ -72,12 +72,7 @@ describe('parseURL', () => {
   ];
 
   it.each(bad)('%j throws a TypeError naming the problem', (url, why) => {
-    let caught: unknown;
-    try {
-      parseURL(url);
-    } catch (err) {
-      caught = err;
-    }
+    const caught = thrownBy(() => parseURL(url));
     expect(caught).toBeInstanceOf(TypeError);
     expect((caught as Error).message).toMatch(why);
   });
@@ -101,12 +96,7 @@ describe('parseURL', () => {
   ];
 
   it.each(leaky)('the error for %s never contains the password', (url) => {
-    let caught: unknown;
-    try {
-      parseURL(url);
-    } catch (err) {
-      caught = err;
-    }
+    const caught = thrownBy(() => parseURL(url));
     expect(caught).toBeInstanceOf(TypeError);
     expect((caught as Error).message).not.toContain(secret);
     expect(String((caught as Error).stack)).not.toContain(secret);
