@@ -55,6 +55,7 @@ const kRequestRedis = Symbol('redisconn.requestRedis');
 interface PluginState {
   pool: Pool | null;
   getTimeoutMs: number;
+  lazyConnections: boolean;
   blobPrefix: string;
   maxValueBytes: number;
   blobCacheEnabled: boolean;
@@ -69,6 +70,7 @@ function borrow(state: PluginState, options: GetOptions | undefined): Promise<Co
   const pool = state.pool;
   if (pool === null) return Promise.reject(new ErrNotConfigured());
   const timeoutMs = options?.timeoutMs ?? state.getTimeoutMs;
+  if (state.lazyConnections) return Promise.resolve(pool.lease({ ...options, timeoutMs }));
   return pool.get({ ...options, timeoutMs }).catch((err: unknown) => Promise.reject(withHttpStatus(err)));
 }
 
@@ -136,7 +138,7 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   const ownsPool = pool === null && addr !== '';
   if (ownsPool) {
     const {
-      addr: _addr, db: _db, name: _name, getTimeoutMs: _getTimeout, connectOnStart: _connect, blobCache: _blob, metrics: _metrics,
+      addr: _addr, db: _db, name: _name, getTimeoutMs: _getTimeout, lazyConnections: _lazy, connectOnStart: _connect, blobCache: _blob, metrics: _metrics,
       admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
     } = options;
     pool = newPool(addr, db, poolAndDial);
@@ -145,6 +147,7 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   const state: PluginState = {
     pool,
     getTimeoutMs: options.getTimeoutMs ?? DEFAULT_GET_TIMEOUT_MS,
+    lazyConnections: options.lazyConnections === true,
     blobPrefix: blobOptions?.prefix ?? DEFAULT_BLOB_PREFIX,
     maxValueBytes: blobOptions?.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
     blobCacheEnabled: options.blobCache !== false,
@@ -243,6 +246,7 @@ export function usePool(app: FastifyInstance, pool: Pool): void {
   install(app, {
     pool,
     getTimeoutMs: DEFAULT_GET_TIMEOUT_MS,
+    lazyConnections: false,
     blobPrefix: DEFAULT_BLOB_PREFIX,
     maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
     blobCacheEnabled: true,

@@ -64,6 +64,14 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal'> {
   testOnBorrow?: (conn: Conn, lastUsedMs: number) => void | Promise<void>;
   /** Bound on `get()` (waiting for a slot plus dialing). Default 5 000 ms. */
   getTimeoutMs?: number;
+  /**
+   * `get()` returns a lease (`Pool.lease`) instead of an exclusive borrow:
+   * stateless commands ride the pool's shared connection (no socket per
+   * request), and it borrows a connection of its own only when a command
+   * needs one (MULTI, WATCH, SUBSCRIBE, BLPOP, a per-call timeout...). The
+   * pool metrics then count only those borrows. Default false.
+   */
+  lazyConnections?: boolean;
   /** PING once during `app.ready()` and fail it when Redis is unreachable. Default false. */
   connectOnStart?: boolean;
   /** Blob cache settings, or false to disable `blobCache()`. */
@@ -128,7 +136,7 @@ export function optionsFromFlags(argv: readonly string[] = process.argv, env: Re
 
 const KNOWN_OPTIONS = new Set<string>([
   'addr', 'db', 'name', 'maxIdle', 'maxActive', 'idleTimeoutMs', 'wait', 'maxConnLifetimeMs', 'testOnBorrow',
-  'getTimeoutMs', 'connectOnStart', 'blobCache', 'metrics', 'admin', 'health', 'argv', 'env', 'pool',
+  'getTimeoutMs', 'lazyConnections', 'connectOnStart', 'blobCache', 'metrics', 'admin', 'health', 'argv', 'env', 'pool',
   'username', 'password', 'clientName', 'tls', 'connectTimeoutMs', 'readTimeoutMs', 'writeTimeoutMs',
   'keepAliveMs', 'protocol', 'decodeStrings',
 ]);
@@ -144,6 +152,10 @@ export function validateOptions(options: RedisconnOptions): void {
     if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (key === 'db' || key.startsWith('max') ? !Number.isInteger(value) : false))) {
       throw new ErrBadOption(`option ${key} must be a non-negative ${key === 'db' || key.startsWith('max') ? 'integer' : 'number'}, got ${String(value)}`);
     }
+  }
+  for (const key of ['wait', 'connectOnStart', 'lazyConnections', 'decodeStrings'] as const) {
+    const value = options[key];
+    if (value !== undefined && typeof value !== 'boolean') throw new ErrBadOption(`option ${key} must be a boolean, got ${typeof value}`);
   }
   if (options.addr !== undefined && typeof options.addr !== 'string') throw new ErrBadOption(`option addr must be a string, got ${typeof options.addr}`);
   if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) throw new ErrBadOption('option name must be a non-empty string');

@@ -198,6 +198,7 @@ describe('registration', () => {
     [{ admin: { authorize: 'yes' as unknown as () => boolean } }, 'admin.authorize'],
     [{ maxIdel: 3 } as RedisconnOptions, 'maxIdel'],
     [{ decodeStrings: true }, 'decodeStrings'],
+    [{ lazyConnections: 'yes' as unknown as boolean }, 'lazyConnections'],
   ])('invalid option %j fails ready() naming %s', async (options, name) => {
     const app = Fastify({ logger: false });
     apps.push(app);
@@ -548,6 +549,55 @@ describe('connections borrowed through a request', () => {
     expect(res.status).toBe(400);
     expect(await eventually(() => app.redis.pool?.stats().inUseCount === 0)).toBe(true);
     expect(warnings(lines, FORGOT).map((line) => line.route)).toEqual(['/typed-hook']);
+  });
+});
+
+describe('lazyConnections: true (leases on the shared connection)', () => {
+  it('50 concurrent stateless requests cost one connection, not 50', async () => {
+    const app = await makeApp({ addr: server.addr, lazyConnections: true });
+    app.post('/count', async (request) => {
+      await using conn = await request.redis.get();
+      return { value: asInt(await conn.do('INCR', 'lazy:count')) };
+    });
+    await admin.do('DEL', 'lazy:count');
+    const responses = await Promise.all(Array.from({ length: 50 }, () => app.inject({ method: 'POST', url: '/count' })));
+    expect(responses.map((res) => res.statusCode)).toEqual(Array(50).fill(200));
+    expect(responses.map((res) => res.json<{ value: number }>().value).sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect((app.redis.pool as Pool).stats()).toMatchObject({ dials: 1, activeCount: 1, idleCount: 0 });
+    expect(await poolClients()).toBe(1);
+  });
+
+  it('a handler needing its own connection (MULTI) gets one, and a forgotten one is released with a warning', async () => {
+    const lines: LogLine[] = [];
+    const app = await makeApp({ addr: server.addr, lazyConnections: true }, { logger: memoryLogger(lines) });
+    app.post('/tx', async (request) => {
+      const conn = await request.redis.get(); // never closed: the plugin must release it
+      await conn.do('MULTI');
+      await conn.do('SET', 'lazy:tx', 'v');
+      return { result: await conn.do('EXEC') };
+    });
+    const res = await app.inject({ method: 'POST', url: '/tx' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ result: ['OK'] });
+    const pool = app.redis.pool as Pool;
+    expect(await eventually(() => pool.stats().idleCount === 1)).toBe(true);
+    expect(pool.stats()).toMatchObject({ activeCount: 1, inUseCount: 0, dials: 1 }); // MULTI came first: the shared connection was never needed
+    expect(warnings(lines, FORGOT)).toHaveLength(1);
+  });
+
+  it('a move that finds the pool exhausted answers 503 REDIS_POOL_EXHAUSTED', async () => {
+    const app = await makeApp({ addr: server.addr, lazyConnections: true, maxActive: 1, wait: false });
+    const holder = await (app.redis.pool as Pool).get();
+    app.post('/tx', async (request) => {
+      await using conn = await request.redis.get();
+      await conn.do('PING'); // shared: fine
+      await conn.do('MULTI'); // needs a connection of its own
+      return conn.do('EXEC');
+    });
+    const res = await app.inject({ method: 'POST', url: '/tx' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ code: 'REDIS_POOL_EXHAUSTED' });
+    await holder.close();
   });
 });
 
