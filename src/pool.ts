@@ -169,11 +169,13 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
    */
   get(options: GetOptions = {}): Promise<Conn> {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
-    let deadline: Deadline;
-    try {
-      deadline = new Deadline(options.timeoutMs, options.signal);
-    } catch (err) {
-      return Promise.reject(err);
+    let deadline = NO_DEADLINE;
+    if (options.timeoutMs !== undefined || options.signal !== undefined) {
+      try {
+        deadline = new Deadline(options.timeoutMs, options.signal);
+      } catch (err) {
+        return Promise.reject(err);
+      }
     }
     if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     this.reapIdle();
@@ -387,6 +389,7 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
     const idle = this.idle;
     let stale = 0;
     while (stale < idle.length && now - (idle[stale] as IdleConn).lastUsed >= this.idleTimeoutMs) stale++;
+    if (stale === 0) return;
     for (const entry of idle.splice(0, stale)) this.discard(entry.conn);
   }
 
@@ -574,6 +577,9 @@ class Deadline {
     this.outer?.removeEventListener('abort', this);
   }
 }
+
+/** The deadline of a get with neither `timeoutMs` nor a signal: stateless, so shared. */
+const NO_DEADLINE = new Deadline(undefined, undefined);
 
 function expire(controller: AbortController, timeoutMs: number): void {
   controller.abort(new TimeoutError(`redisconn: no connection from the pool within ${timeoutMs} ms`));
