@@ -65,6 +65,25 @@ type StatefulApp = FastifyInstance & { [kState]?: PluginState };
 type TrackedRequest = FastifyRequest & { [kRequestRedis]: RequestRedisImpl | null };
 
 const DEFAULT_GET_TIMEOUT_MS = 5_000;
+const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+
+/**
+ * Closes the pool, but never lets a connection someone forgot to return hold
+ * `app.close()` forever: after `timeoutMs` it logs how many are still out
+ * (the pool closes them when they come back) and returns.
+ */
+async function closeWithin(app: FastifyInstance, pool: Pool, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<boolean>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs, true);
+    timer.unref();
+  });
+  const late = await Promise.race([pool.close().then(() => false), expired]);
+  clearTimeout(timer);
+  if (late) {
+    app.log.warn({ inUse: pool.stats().inUseCount }, `redisconn: connections still lent out ${timeoutMs} ms after close; closing without them (each closes when returned)`);
+  }
+}
 
 function borrow(state: PluginState, options: GetOptions | undefined): Promise<Conn> {
   const pool = state.pool;
@@ -138,7 +157,7 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   const ownsPool = pool === null && addr !== '';
   if (ownsPool) {
     const {
-      addr: _addr, db: _db, name: _name, getTimeoutMs: _getTimeout, lazyConnections: _lazy, connectOnStart: _connect, blobCache: _blob, metrics: _metrics,
+      addr: _addr, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, lazyConnections: _lazy, connectOnStart: _connect, blobCache: _blob, metrics: _metrics,
       admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
     } = options;
     pool = newPool(addr, db, poolAndDial);
@@ -179,9 +198,10 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
     registerHealthRoute(app, options.health === true ? {} : options.health, () => state.pool);
   }
 
+  const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
   app.addHook('onClose', async () => {
     metrics?.close();
-    if (ownsPool) await pool?.close();
+    if (ownsPool && pool !== null) await closeWithin(app, pool, closeTimeoutMs);
   });
 
   if (options.connectOnStart === true && pool !== null) {

@@ -72,6 +72,12 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal'> {
    * pool metrics then count only those borrows. Default false.
    */
   lazyConnections?: boolean;
+  /**
+   * How long `app.close()` waits for connections still lent out (one taken
+   * with `app.redis.get()` and never closed) before it goes on without them;
+   * they are closed when returned. Default 5 000 ms.
+   */
+  closeTimeoutMs?: number;
   /** PING once during `app.ready()` and fail it when Redis is unreachable. Default false. */
   connectOnStart?: boolean;
   /** Blob cache settings, or false to disable `blobCache()`. */
@@ -136,11 +142,11 @@ export function optionsFromFlags(argv: readonly string[] = process.argv, env: Re
 
 const KNOWN_OPTIONS = new Set<string>([
   'addr', 'db', 'name', 'maxIdle', 'maxActive', 'idleTimeoutMs', 'wait', 'maxConnLifetimeMs', 'testOnBorrow',
-  'getTimeoutMs', 'lazyConnections', 'connectOnStart', 'blobCache', 'metrics', 'admin', 'health', 'argv', 'env', 'pool',
+  'getTimeoutMs', 'closeTimeoutMs', 'lazyConnections', 'connectOnStart', 'blobCache', 'metrics', 'admin', 'health', 'argv', 'env', 'pool',
   'username', 'password', 'clientName', 'tls', 'connectTimeoutMs', 'readTimeoutMs', 'writeTimeoutMs',
   'keepAliveMs', 'protocol', 'decodeStrings',
 ]);
-const NON_NEGATIVE = ['db', 'maxIdle', 'maxActive', 'idleTimeoutMs', 'maxConnLifetimeMs', 'getTimeoutMs', 'connectTimeoutMs', 'readTimeoutMs', 'writeTimeoutMs', 'keepAliveMs'] as const;
+const NON_NEGATIVE = ['db', 'maxIdle', 'maxActive', 'idleTimeoutMs', 'maxConnLifetimeMs', 'getTimeoutMs', 'closeTimeoutMs', 'connectTimeoutMs', 'readTimeoutMs', 'writeTimeoutMs', 'keepAliveMs'] as const;
 
 /** Throws ErrBadOption naming the first unknown or invalid option. */
 export function validateOptions(options: RedisconnOptions): void {

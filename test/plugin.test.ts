@@ -190,6 +190,7 @@ describe('registration', () => {
     [{ idleTimeoutMs: -1 }, 'idleTimeoutMs'],
     [{ connectTimeoutMs: -1 }, 'connectTimeoutMs'],
     [{ getTimeoutMs: Number.NaN }, 'getTimeoutMs'],
+    [{ closeTimeoutMs: -1 }, 'closeTimeoutMs'],
     [{ readTimeoutMs: -10 }, 'readTimeoutMs'],
     [{ protocol: 4 as 2 }, 'protocol'],
     [{ name: '' }, 'name'],
@@ -355,6 +356,23 @@ describe('startup', () => {
     expect(await poolClients()).toBe(3);
     await app.close();
     expect(pool.stats()).toMatchObject({ activeCount: 0, idleCount: 0, inUseCount: 0 });
+    expect(await eventually(async () => (await poolClients()) === 0)).toBe(true);
+  });
+
+  it('a connection taken with app.redis.get() and never returned does not hold app.close() past closeTimeoutMs', async () => {
+    const lines: LogLine[] = [];
+    const app = await makeApp({ addr: server.addr, closeTimeoutMs: 200 }, { logger: memoryLogger(lines) });
+    await app.ready();
+    const forgotten = await app.redis.get();
+    expect(await forgotten.do('PING')).toBe('PONG');
+    const started = Date.now();
+    await app.close();
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(lines.some((line) => line.level === 40 && line.msg.includes('still lent out'))).toBe(true);
+    // Returned late, it is closed rather than kept: nothing stays open.
+    await forgotten.close();
+    const pool = app.redis.pool as Pool;
+    expect(await eventually(() => pool.stats().activeCount === 0)).toBe(true);
     expect(await eventually(async () => (await poolClients()) === 0)).toBe(true);
   });
 
