@@ -23,6 +23,14 @@ export class RequestConn implements Conn {
     return this.inner.protocol;
   }
 
+  get readTimeoutMs(): number {
+    return this.inner.readTimeoutMs;
+  }
+
+  inFlight(): number {
+    return this.inner.inFlight();
+  }
+
   err(): Error | null {
     return this.inner.err();
   }

@@ -52,6 +52,14 @@ export interface Conn extends AsyncDisposable {
   close(): Promise<void>;
   /** The RESP version spoken: 2, or 3 after `HELLO 3`. */
   readonly protocol: 2 | 3;
+  /** The connection's read timeout in ms (0 = none); see {@link ConnOptions.readTimeoutMs}. */
+  readonly readTimeoutMs: number;
+  /**
+   * Calls waiting on this connection (a `do` or `receive` not yet settled)
+   * plus replies owed to `send` that nobody has read. 0 means nothing is in
+   * flight: the connection could be handed to someone else as it is.
+   */
+  inFlight(): number;
 }
 
 /** Options of {@link newConn}. */
@@ -189,7 +197,7 @@ class NetConn implements Conn {
   private pending = 0;
   private fatal: Error | null = null;
   private closed: Promise<void> | null = null;
-  private readonly readTimeoutMs: number;
+  readonly readTimeoutMs: number;
   private readonly writeTimeoutMs: number;
   private writeTimer: NodeJS.Timeout | null = null;
   /** A write of the commands `do` queued is scheduled for the end of this tick. */
@@ -214,6 +222,10 @@ class NetConn implements Conn {
 
   err(): Error | null {
     return this.fatal;
+  }
+
+  inFlight(): number {
+    return this.claims.length + this.pending;
   }
 
   do(cmd: string, ...args: Arg[]): Promise<Reply> {

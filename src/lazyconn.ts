@@ -26,6 +26,8 @@ export interface LazyConnHost {
   get(options?: GetOptions): Promise<Conn>;
   /** The protocol the pool's connections speak, as far as known. */
   readonly protocolSeen: 2 | 3;
+  /** The read timeout of the pool's connections, as far as known. */
+  readonly readTimeoutSeen: number;
 }
 
 interface Queued {
@@ -69,6 +71,16 @@ export class LazyConn implements Conn {
 
   get protocol(): 2 | 3 {
     return this.exclusive?.protocol ?? this.host.protocolSeen;
+  }
+
+  /** The exclusive connection's read timeout once moved; until then the shared connection's. */
+  get readTimeoutMs(): number {
+    return this.exclusive?.readTimeoutMs ?? this.host.readTimeoutSeen;
+  }
+
+  inFlight(): number {
+    const moving = this.moving !== null && this.exclusive === null ? 1 : 0;
+    return this.owed.length + this.queued.length + moving + (this.exclusive?.inFlight() ?? 0);
   }
 
   err(): Error | null {

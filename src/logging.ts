@@ -67,6 +67,14 @@ class LoggingConn implements Conn {
     return this.conn.protocol;
   }
 
+  get readTimeoutMs(): number {
+    return this.conn.readTimeoutMs;
+  }
+
+  inFlight(): number {
+    return this.conn.inFlight();
+  }
+
   err(): Error | null {
     return this.conn.err();
   }

@@ -118,6 +118,8 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
   private readonly shared = new SharedConn(this);
   /** The RESP version of the last connection dialed (LazyConnHost). */
   protocolSeen: 2 | 3 = 2;
+  /** The read timeout of the last connection dialed (LazyConnHost). */
+  readTimeoutSeen = 0;
 
   constructor(options: PoolOptions) {
     if (typeof options?.dial !== 'function') throw new TypeError('redisconn: Pool needs a dial function');
@@ -492,6 +494,7 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
     return dialing.then(
       (conn) => {
         this.protocolSeen = conn.protocol;
+        this.readTimeoutSeen = conn.readTimeoutMs;
         return conn;
       },
       (err: unknown) => {

@@ -80,6 +80,14 @@ export class PooledConn implements Conn {
     return this.conn?.protocol ?? 2;
   }
 
+  get readTimeoutMs(): number {
+    return this.conn?.readTimeoutMs ?? 0;
+  }
+
+  inFlight(): number {
+    return this.conn?.inFlight() ?? 0;
+  }
+
   err(): Error | null {
     return this.conn === null ? closedError() : this.conn.err();
   }

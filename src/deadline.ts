@@ -1,0 +1,37 @@
+/**
+ * The one rule for every timeout, deadline and interval this package takes:
+ * a finite number of milliseconds from 0 to {@link MAX_TIMEOUT_MS}. Larger
+ * values would overflow Node's timers (which then fire after 1 ms), so they
+ * are refused with a `RangeError` naming the option, never silently clamped
+ * or turned into "no timeout". Where 0 is meaningful it means "none".
+ */
+
+/** The longest timeout Node's timers can represent: 2^31 − 1 ms (about 24.8 days). */
+export const MAX_TIMEOUT_MS = 0x7fffffff;
+
+/**
+ * Returns `value` when it is a valid timeout in ms (0 ≤ value ≤ 2^31 − 1,
+ * and > 0 when `positive`); throws `RangeError` naming `name` otherwise.
+ */
+export function checkTimeoutMs(name: string, value: unknown, positive = false): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (positive && value === 0) || value > MAX_TIMEOUT_MS) {
+    throw new RangeError(
+      `redisconn: ${name} must be a ${positive ? 'positive' : 'non-negative'} number of ms no greater than ${MAX_TIMEOUT_MS}, got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
+/** `checkTimeoutMs` for an optional value: undefined passes through. */
+export function checkOptionalTimeoutMs(name: string, value: unknown, positive = false): number | undefined {
+  return value === undefined ? undefined : checkTimeoutMs(name, value, positive);
+}
+
+/** Milliseconds for a message: whole numbers as they are, others to 0.1 ms. */
+export function formatMs(ms: number): string {
+  return Number.isInteger(ms) ? String(ms) : ms.toFixed(1);
+}
+
+function describeValue(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
