@@ -8,6 +8,7 @@
  * connection once: `err()` returns it and every later call rejects with it.
  */
 import type { Socket } from 'node:net';
+import { checkTimeoutMs, formatMs } from './deadline.js';
 import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from './errors.js';
 import { Fifo } from './fifo.js';
 import { Decoder, NEED_MORE, type Reply } from './resp/decode.js';
@@ -64,7 +65,13 @@ export interface Conn extends AsyncDisposable {
 
 /** Options of {@link newConn}. */
 export interface ConnOptions {
-  /** Deadline for owed replies, reset by any traffic. 0 = none. Default 0. */
+  /**
+   * Deadline for each owed reply, in ms (0 = none; default 0): a reply must
+   * arrive whole within this long of becoming the one awaited (when its call
+   * was made, or when the reply before it arrived). Bytes of a reply that
+   * trickle in do not extend it. Passing it rejects the waiting calls with
+   * `TimeoutError` and breaks the connection.
+   */
   readTimeoutMs?: number;
   /** Deadline for a backed-up write to drain. 0 = none. Default 0. */
   writeTimeoutMs?: number;
@@ -74,6 +81,8 @@ export interface ConnOptions {
   protocol?: 2 | 3;
   /** Name used in error messages, e.g. the dialed address. */
   name?: string;
+  /** Largest reply accepted, in bytes on the wire (aggregates included). Default 512 MiB. */
+  maxReplyBytes?: number;
 }
 
 const enum ClaimKind {
@@ -166,8 +175,13 @@ class Claim {
 
 function claimTimedOut(claim: Claim, timeoutMs: number): void {
   claim.timer = null;
-  const err = new TimeoutError(`redisconn: ${claim.conn.name}: no reply within ${timeoutMs} ms`);
+  const err = new TimeoutError(`redisconn: ${claim.conn.name}: no reply within ${formatMs(timeoutMs)} ms`);
   claim.conn.abandon(claim, err, err);
+}
+
+/** The read deadline's timer fired (a function, not a closure per arm). */
+function readTimerFired(conn: NetConn): void {
+  conn.checkReadDeadline();
 }
 
 /** Writes what the calls of one tick queued, in one write (see NetConn.call). */
@@ -179,9 +193,6 @@ function isReply(item: Inbound): boolean {
   return !(item instanceof OutOfBand);
 }
 
-function checkTimeout(timeoutMs: number): void {
-  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new RangeError(`redisconn: timeout must be a non-negative number of ms, got ${timeoutMs}`);
-}
 
 /** The socket-backed {@link Conn}. Create with `dial`, `dialURL` or {@link newConn}. */
 class NetConn implements Conn {
@@ -200,6 +211,13 @@ class NetConn implements Conn {
   readonly readTimeoutMs: number;
   private readonly writeTimeoutMs: number;
   private writeTimer: NodeJS.Timeout | null = null;
+  /**
+   * When the awaited reply is due (performance.now() ms), or 0 when no call
+   * under the read timeout is waiting. Moved forward once per chunk that
+   * completes a reply; the one timer below re-arms itself for what is left.
+   */
+  private readDeadline = 0;
+  private readTimer: NodeJS.Timeout | null = null;
   /** A write of the commands `do` queued is scheduled for the end of this tick. */
   private writeScheduled = false;
 
@@ -207,17 +225,13 @@ class NetConn implements Conn {
     this.socket = socket;
     this.name = options.name ?? `${socket.remoteAddress ?? 'socket'}:${socket.remotePort ?? ''}`;
     this.protocol = options.protocol ?? 2;
-    this.readTimeoutMs = options.readTimeoutMs ?? 0;
-    this.writeTimeoutMs = options.writeTimeoutMs ?? 0;
-    this.decoder = new Decoder({ decodeStrings: options.decodeStrings ?? false });
+    this.readTimeoutMs = checkTimeoutMs('readTimeoutMs', options.readTimeoutMs ?? 0);
+    this.writeTimeoutMs = checkTimeoutMs('writeTimeoutMs', options.writeTimeoutMs ?? 0);
+    this.decoder = new Decoder({ decodeStrings: options.decodeStrings ?? false, maxReplyBytes: options.maxReplyBytes });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err: Error) => this.fail(new ConnClosedError(`redisconn: ${this.name}: ${err.message}`, { cause: err })));
     socket.on('close', () => this.onClose());
     socket.on('drain', () => this.clearWriteTimer());
-    if (this.readTimeoutMs > 0) {
-      socket.setTimeout(this.readTimeoutMs);
-      socket.on('timeout', () => this.onIdle());
-    }
   }
 
   err(): Error | null {
@@ -234,7 +248,7 @@ class NetConn implements Conn {
 
   doWithTimeout(timeoutMs: number, cmd: string, ...args: Arg[]): Promise<Reply> {
     try {
-      checkTimeout(timeoutMs);
+      checkTimeoutMs('timeoutMs', timeoutMs);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -265,7 +279,7 @@ class NetConn implements Conn {
 
   receiveWithTimeout(timeoutMs: number): Promise<Reply> {
     try {
-      checkTimeout(timeoutMs);
+      checkTimeoutMs('timeoutMs', timeoutMs);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -340,13 +354,19 @@ class NetConn implements Conn {
       signal.addEventListener('abort', claim);
     }
     this.claims.push(claim);
+    if (claim.usesReadTimeout && this.readDeadline === 0 && this.awaitedClaim() === claim) this.startReadDeadline();
     return promise;
   }
 
-  /** Satisfies a new claim from replies that arrived unclaimed; true when complete. */
+  /**
+   * Satisfies a new claim from replies that arrived unclaimed; true when
+   * complete. A claim owed nothing (`do('')` with nothing pending) completes
+   * at once only when no call is waiting ahead of it: otherwise it settles in
+   * turn, after them, so `do('')` also means "after everything before me".
+   */
   private takeFromInbox(claim: Claim): boolean {
     const inbox = this.inbox;
-    if (claim.remaining === 0) return true;
+    if (claim.remaining === 0) return this.claims.length === 0;
     if (inbox.length === 0 || this.claims.length > 0) return false;
     if (claim.kind === ClaimKind.Receive) {
       const item = inbox.shift() as Inbound;
@@ -405,6 +425,7 @@ class NetConn implements Conn {
   private onData(chunk: Buffer): void {
     const decoder = this.decoder;
     decoder.feed(chunk);
+    let replies = 0;
     for (;;) {
       let reply: Reply | typeof NEED_MORE;
       try {
@@ -413,10 +434,47 @@ class NetConn implements Conn {
         this.fail(err instanceof ProtocolError ? err : new ProtocolError(String(err)));
         return;
       }
-      if (reply === NEED_MORE || this.fatal !== null) return;
+      if (reply === NEED_MORE || this.fatal !== null) break;
+      replies++;
       const isPush = decoder.isPush;
       this.dispatch(reply, isPush, isPush && !IN_BAND_PUSHES.has(pushKind(reply)));
     }
+    // The replies of one chunk arrived together: the next one awaited is due
+    // a read timeout from now. Bytes that complete no reply move nothing.
+    if (replies > 0 && this.readTimeoutMs > 0 && this.fatal === null) this.restartReadDeadline();
+  }
+
+  /** The claim the next reply goes to: the oldest owed one (a listener ahead does not count). */
+  private awaitedClaim(): Claim | undefined {
+    const head = this.claims.peek();
+    return head === undefined || head.owed ? head : this.firstOwedClaim();
+  }
+
+  /** Starts the deadline of the awaited reply now, if its call is under the read timeout. */
+  private restartReadDeadline(): void {
+    const awaited = this.awaitedClaim();
+    if (awaited === undefined || !awaited.usesReadTimeout) {
+      this.readDeadline = 0;
+      return;
+    }
+    this.startReadDeadline();
+  }
+
+  private startReadDeadline(): void {
+    this.readDeadline = performance.now() + this.readTimeoutMs;
+    this.readTimer ??= setTimeout(readTimerFired, this.readTimeoutMs, this);
+  }
+
+  /** The read timer fired: fail if the awaited reply is late, else wait for what is left. */
+  checkReadDeadline(): void {
+    this.readTimer = null;
+    if (this.readDeadline === 0 || this.fatal !== null) return;
+    const left = this.readDeadline - performance.now();
+    if (left > 0.5) {
+      this.readTimer = setTimeout(readTimerFired, Math.ceil(left), this);
+      return;
+    }
+    this.fail(new TimeoutError(`redisconn: ${this.name}: no reply within ${formatMs(this.readTimeoutMs)} ms`));
   }
 
   /**
@@ -440,6 +498,15 @@ class NetConn implements Conn {
       else this.claims.remove(claim);
       claim.settle();
       if (this.inbox.length > 0) this.handParkedToReceives();
+      this.settleEmptyHeads();
+    }
+  }
+
+  /** Settles the claims owed nothing that were waiting for the ones before them. */
+  private settleEmptyHeads(): void {
+    for (let next = this.claims.peek(); next !== undefined && next.remaining === 0; next = this.claims.peek()) {
+      this.claims.shift();
+      next.settle();
     }
   }
 
@@ -463,19 +530,6 @@ class NetConn implements Conn {
     return undefined;
   }
 
-  /**
-   * Socket inactivity: fatal only when a waiting read is owed a reply under
-   * the read timeout (a listener waiting ahead of it does not exempt it).
-   */
-  private onIdle(): void {
-    for (const claim of this.claims) {
-      if (claim.usesReadTimeout) {
-        this.fail(new TimeoutError(`redisconn: ${this.name}: no reply within ${this.readTimeoutMs} ms`));
-        return;
-      }
-    }
-  }
-
   private onClose(): void {
     if (this.fatal !== null) return;
     const midReply = this.decoder.hasPartial ? ' in the middle of a reply' : '';
@@ -493,7 +547,13 @@ class NetConn implements Conn {
     if (this.fatal !== null) return;
     this.fatal = err;
     this.clearWriteTimer();
-    this.writer.clear();
+    this.readDeadline = 0;
+    if (this.readTimer !== null) {
+      clearTimeout(this.readTimer);
+      this.readTimer = null;
+    }
+    this.writer.release();
+    this.decoder.release();
     this.inbox.drain();
     this.pending = 0;
     for (const claim of this.claims.drain()) claim.fail(err);

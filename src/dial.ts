@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { checkOptionalTimeoutMs } from './deadline.js';
 import { ConnClosedError, RedisError, TimeoutError } from './errors.js';
 import { newConn, type Conn, type NetConn } from './conn.js';
 
@@ -23,7 +24,11 @@ export interface DialOptions {
   tls?: boolean | tls.ConnectionOptions;
   /** Deadline for TCP/TLS connect and the handshake. Default 10 000 ms. */
   connectTimeoutMs?: number;
-  /** Deadline for owed replies, reset by traffic. 0 = none. Default 0. */
+  /**
+   * Deadline for each owed reply to arrive whole, from the moment it is the
+   * one awaited (see `ConnOptions.readTimeoutMs`); trickling bytes do not
+   * extend it. 0 = none. Default 0.
+   */
   readTimeoutMs?: number;
   /** Deadline for a backed-up write to drain. 0 = none. Default 0. */
   writeTimeoutMs?: number;
@@ -33,6 +38,13 @@ export interface DialOptions {
   protocol?: 2 | 3;
   /** Return bulk strings as UTF-8 strings instead of Buffers. Default false. */
   decodeStrings?: boolean;
+  /**
+   * Largest reply accepted, in bytes on the wire, aggregates included (every
+   * element of an array counts). A larger one breaks the connection with
+   * ProtocolError, so a broken or hostile server cannot make the client
+   * allocate without bound. Default 512 MiB (Redis's own bulk limit).
+   */
+  maxReplyBytes?: number;
   /** Aborts the dial (socket destroyed, rejects with the signal's reason). */
   signal?: AbortSignal;
 }
@@ -69,9 +81,10 @@ export function parseAddress(address: string): Endpoint {
     portText = colon < 0 ? undefined : address.slice(colon + 1);
   }
   const port = portText === undefined ? DEFAULT_PORT : Number(portText);
-  if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535 || portText === '') {
+  if (host === '' || !Number.isInteger(port) || portText === '' || !/^\d+$/.test(portText ?? '0')) {
     throw new TypeError(`redisconn: bad address ${JSON.stringify(address)}: expected host:port`);
   }
+  if (port < 1 || port > 65535) throw new TypeError(`redisconn: bad address ${JSON.stringify(address)}: port ${port} out of range (1-65535)`);
   return { host, port };
 }
 
@@ -84,9 +97,10 @@ function checkOptions(options: DialOptions): void {
   const { db, protocol } = options;
   if (db !== undefined && (!Number.isInteger(db) || db < 0)) throw new RangeError(`redisconn: db must be a non-negative integer, got ${db}`);
   if (protocol !== undefined && protocol !== 2 && protocol !== 3) throw new RangeError(`redisconn: protocol must be 2 or 3, got ${String(protocol)}`);
-  for (const key of ['connectTimeoutMs', 'readTimeoutMs', 'writeTimeoutMs', 'keepAliveMs'] as const) {
-    const value = options[key];
-    if (value !== undefined && (!Number.isFinite(value) || value < 0)) throw new RangeError(`redisconn: ${key} must be a non-negative number, got ${value}`);
+  for (const key of ['connectTimeoutMs', 'readTimeoutMs', 'writeTimeoutMs', 'keepAliveMs'] as const) checkOptionalTimeoutMs(key, options[key]);
+  const maxReplyBytes = options.maxReplyBytes;
+  if (maxReplyBytes !== undefined && (!Number.isInteger(maxReplyBytes) || maxReplyBytes <= 0)) {
+    throw new RangeError(`redisconn: maxReplyBytes must be a positive integer, got ${String(maxReplyBytes)}`);
   }
 }
 
@@ -166,6 +180,7 @@ export async function dialEndpoint(endpoint: Endpoint, options: DialOptions = {}
     readTimeoutMs: options.readTimeoutMs ?? 0,
     writeTimeoutMs: options.writeTimeoutMs ?? 0,
     decodeStrings: options.decodeStrings ?? false,
+    maxReplyBytes: options.maxReplyBytes,
   });
   const needsHandshake = (options.password ?? '') !== '' || !!options.clientName || (options.db ?? 0) !== 0 || options.protocol === 3;
   if (!needsHandshake) return conn;

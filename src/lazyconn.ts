@@ -15,7 +15,7 @@ import type { Conn } from './conn.js';
 import type { GetOptions } from './pool.js';
 import { Fifo } from './fifo.js';
 import type { Reply } from './resp/decode.js';
-import { checkArgs, type Arg } from './resp/encode.js';
+import { checkArgs, checkCommand, type Arg } from './resp/encode.js';
 import { refusalOf } from './shared.js';
 
 /** What a LazyConn needs from its pool. */
@@ -113,6 +113,7 @@ export class LazyConn implements Conn {
       this.exclusive.send(cmd, ...args);
       return;
     }
+    checkCommand(cmd);
     checkArgs(args);
     this.queued.push({ cmd, args });
     if (needsOwnConnection(cmd, args)) this.queuedNeedExclusive = true;

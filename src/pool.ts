@@ -7,6 +7,7 @@
  * `maxActive` reached, `get()` either fails at once (`wait: false`) or queues
  * in FIFO order; each freed connection or slot goes to the oldest waiter.
  */
+import { checkTimeoutMs, formatMs } from './deadline.js';
 import { PoolClosedError, PoolExhaustedError, TimeoutError } from './errors.js';
 import type { Conn } from './conn.js';
 import { dial, type DialOptions } from './dial.js';
@@ -124,14 +125,14 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
   constructor(options: PoolOptions) {
     if (typeof options?.dial !== 'function') throw new TypeError('redisconn: Pool needs a dial function');
     this.dialFn = options.dial;
-    this.testOnBorrow = options.testOnBorrow;
+    this.testOnBorrow = optionalFunction('testOnBorrow', options.testOnBorrow);
     this.maxIdle = count('maxIdle', options.maxIdle, 16);
     this.maxActive = count('maxActive', options.maxActive, 128);
     this.idleTimeoutMs = count('idleTimeoutMs', options.idleTimeoutMs, 300_000);
     this.maxConnLifetimeMs = count('maxConnLifetimeMs', options.maxConnLifetimeMs, 0);
-    this.resetTimeoutMs = count('resetTimeoutMs', options.resetTimeoutMs, 5_000);
-    this.wait = options.wait ?? true;
-    this.now = options.now ?? Date.now;
+    this.resetTimeoutMs = checkTimeoutMs('Pool option resetTimeoutMs', options.resetTimeoutMs ?? 5_000);
+    this.wait = flag('wait', options.wait, true);
+    this.now = optionalFunction('now', options.now) ?? Date.now;
     const reapEvery = Math.min(...[this.idleTimeoutMs, this.maxConnLifetimeMs].filter((ms) => ms > 0));
     if (Number.isFinite(reapEvery)) {
       this.reaper = setInterval(() => this.reap(), Math.max(1000, Math.min(reapEvery / 2, 60_000)));
@@ -524,6 +525,17 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
   }
 }
 
+function flag(name: string, value: boolean | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`redisconn: Pool option ${name} must be a boolean, got ${typeof value}`);
+  return value;
+}
+
+function optionalFunction<F>(name: string, value: F | undefined): F | undefined {
+  if (value !== undefined && typeof value !== 'function') throw new TypeError(`redisconn: Pool option ${name} must be a function, got ${typeof value}`);
+  return value;
+}
+
 function count(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value < 0) throw new RangeError(`redisconn: Pool option ${name} must be a non-negative integer, got ${value}`);
@@ -545,9 +557,7 @@ class Deadline {
     private readonly timeoutMs: number | undefined,
     readonly outer: AbortSignal | undefined,
   ) {
-    if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
-      throw new RangeError(`redisconn: get timeoutMs must be a non-negative number, got ${timeoutMs}`);
-    }
+    if (timeoutMs !== undefined) checkTimeoutMs('get timeoutMs', timeoutMs);
     this.startedAt = timeoutMs === undefined ? 0 : performance.now();
   }
 
@@ -585,7 +595,7 @@ class Deadline {
 const NO_DEADLINE = new Deadline(undefined, undefined);
 
 function expire(controller: AbortController, timeoutMs: number): void {
-  controller.abort(new TimeoutError(`redisconn: no connection from the pool within ${timeoutMs} ms`));
+  controller.abort(new TimeoutError(`redisconn: no connection from the pool within ${formatMs(timeoutMs)} ms`));
 }
 
 /**

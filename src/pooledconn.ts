@@ -5,6 +5,13 @@
  * MULTI → DISCARD, WATCH → UNWATCH, subscribed → unsubscribe from everything
  * and drain up to a private ECHO marker; MONITOR, SELECT, HELLO, AUTH, RESET
  * or a broken connection → closed instead of reused.
+ *
+ * A connection is never lent to anyone else while a reply on it is still
+ * owed: `close()` with a call in flight (a `do` not yet answered, replies of
+ * `send` not read) first waits for those replies — bounded by the pool's
+ * reset deadline — and the calls in flight settle as usual. If they do not
+ * arrive in time, the connection is broken (those calls reject with a
+ * TimeoutError) and closed instead of reused.
  */
 import { randomBytes } from 'node:crypto';
 import { ConnClosedError } from './errors.js';
@@ -64,8 +71,6 @@ export interface ConnReturner {
 export class PooledConn implements Conn {
   private conn: Conn | null;
   private state = 0;
-  /** Commands sent with `send` whose replies nobody has read. */
-  private owed = 0;
   private closing: Promise<void> | null = null;
 
   constructor(
@@ -117,8 +122,7 @@ export class PooledConn implements Conn {
     const conn = this.conn;
     if (conn === null) throw closedError();
     conn.send(cmd, ...args);
-    this.owed++;
-    this.trackState(cmd);
+    this.track(cmd);
   }
 
   flush(): Promise<void> {
@@ -126,34 +130,29 @@ export class PooledConn implements Conn {
   }
 
   receive(): Promise<Reply> {
-    if (this.conn === null) return Promise.reject(closedError());
-    if (this.owed > 0) this.owed--;
-    return this.conn.receive();
+    return this.conn === null ? Promise.reject(closedError()) : this.conn.receive();
   }
 
   receiveWithTimeout(timeoutMs: number): Promise<Reply> {
-    if (this.conn === null) return Promise.reject(closedError());
-    if (this.owed > 0) this.owed--;
-    return this.conn.receiveWithTimeout(timeoutMs);
+    return this.conn === null ? Promise.reject(closedError()) : this.conn.receiveWithTimeout(timeoutMs);
   }
 
   receiveWithSignal(signal: AbortSignal): Promise<Reply> {
-    if (this.conn === null) return Promise.reject(closedError());
-    if (this.owed > 0) this.owed--;
-    return this.conn.receiveWithSignal(signal);
+    return this.conn === null ? Promise.reject(closedError()) : this.conn.receiveWithSignal(signal);
   }
 
   /**
    * Resets the connection's state and returns it to the pool (or closes it
-   * when it cannot be made clean). Resolves when that is done; never rejects.
-   * Calling it again is harmless.
+   * when it cannot be made clean). With calls still in flight it first waits
+   * for their replies, up to the pool's reset deadline (see the class doc).
+   * Resolves when that is done; never rejects. Calling it again is harmless.
    */
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
     const conn = this.conn;
     if (conn === null) return Promise.resolve();
     this.conn = null;
-    if (this.state === 0 && this.owed === 0) {
+    if (this.state === 0 && conn.inFlight() === 0) {
       this.pool.giveBack(conn, this.createdAt, conn.err() === null);
       this.closing = Promise.resolve();
     } else {
@@ -167,11 +166,6 @@ export class PooledConn implements Conn {
   }
 
   private track(cmd: string): void {
-    this.owed = 0; // do() reads every owed reply
-    this.trackState(cmd);
-  }
-
-  private trackState(cmd: string): void {
     const change = stateChangeOf(cmd);
     if (change !== undefined) this.state = (this.state & ~change.clear) | change.set;
   }
@@ -198,8 +192,9 @@ export class PooledConn implements Conn {
           if (isMarker(reply, marker)) break;
         }
       }
+      // Ordered after every call in flight: resolves once their replies are in.
       await conn.doWithTimeout(timeoutMs, '');
-      return conn.err() === null;
+      return conn.err() === null && conn.inFlight() === 0;
     } catch {
       return false;
     }

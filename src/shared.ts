@@ -32,6 +32,7 @@ function isBlockArg(arg: Arg): boolean {
  * Case-insensitive; cheap for ordinary commands (two Set lookups).
  */
 export function refusalOf(cmd: string, args: readonly Arg[]): string | null {
+  if (typeof cmd !== 'string') return null; // not a command: encoding rejects it with TypeError
   let name = cmd;
   if (!REFUSED_NAMES.has(name) && !BLOCKING_WITH_OPTION.has(name)) {
     const upper = cmd.toUpperCase();

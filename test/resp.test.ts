@@ -623,7 +623,8 @@ const writeVectors: WriteVector[] = [
     want: '*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$17\r\n1349673917.939762\r\n',
   },
   { name: 'float 3.14', cmd: 'SET', args: ['key', 3.14], want: '*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$4\r\n3.14\r\n' },
-  { name: 'float -1e-7', cmd: 'SET', args: ['key', -1e-7], want: `*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\n${String(-1e-7)}\r\n` },
+  { name: 'float -1e-7 (plain decimal, no exponent)', cmd: 'SET', args: ['key', -1e-7], want: '*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$10\r\n-0.0000001\r\n' },
+  { name: 'integer 1e21 (plain decimal, no exponent)', cmd: 'SET', args: ['key', 1e21], want: '*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$22\r\n1000000000000000000000\r\n' },
   { name: 'Infinity', cmd: 'ZADD', args: ['z', Infinity, 'm'], want: enc('ZADD', 'z', 'inf', 'm') },
   { name: '-Infinity', cmd: 'ZADD', args: ['z', -Infinity, 'm'], want: enc('ZADD', 'z', '-inf', 'm') },
   { name: 'empty string', cmd: 'SET', args: ['key', ''], want: '*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$0\r\n\r\n' },
@@ -633,7 +634,6 @@ const writeVectors: WriteVector[] = [
   { name: 'redisArg() returning a Buffer', cmd: 'SET', args: ['key', { redisArg: () => Buffer.from([1, 2]) }], want: enc('SET', 'key', Buffer.from([1, 2])) },
   { name: 'booleans', cmd: 'ECHO', args: [true, false], want: '*3\r\n$4\r\nECHO\r\n$1\r\n1\r\n$1\r\n0\r\n' },
   { name: 'no arguments', cmd: 'PING', args: [], want: '*1\r\n$4\r\nPING\r\n' },
-  { name: 'empty command', cmd: '', args: [], want: '*1\r\n$0\r\n\r\n' },
   { name: 'bigint', cmd: 'INCRBY', args: ['k', 12345678901234567890n], want: enc('INCRBY', 'k', '12345678901234567890') },
   { name: 'negative zero', cmd: 'SET', args: ['k', -0], want: enc('SET', 'k', '0') },
   { name: 'MAX_SAFE_INTEGER', cmd: 'SET', args: ['k', Number.MAX_SAFE_INTEGER], want: enc('SET', 'k', '9007199254740991') },
@@ -686,6 +686,14 @@ describe('encoder: vectors', () => {
       expect((r as Buffer[])[0]?.toString('utf8')).toBe(v.cmd);
       expect((r as Reply[]).length).toBe(v.args.length + 1);
     });
+  });
+
+  it('a command name that is not a non-empty string is a TypeError, nothing written', () => {
+    const w = new CommandWriter();
+    for (const bad of ['', 123, undefined, null, ['GET', 'k'], Buffer.from('GET')]) {
+      expect(() => w.write(bad as string, [])).toThrow(/command name must be a non-empty string/);
+    }
+    expect(w.take()).toBeNull();
   });
 
   const unsupported: [string, unknown][] = [

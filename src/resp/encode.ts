@@ -14,20 +14,53 @@ export type PrimitiveArg = string | Uint8Array | number | bigint | boolean | nul
 
 /**
  * A command argument. Strings are sent as UTF-8, Buffers/Uint8Arrays as-is,
- * numbers in decimal (`Infinity` as `inf`), bigints in decimal, booleans as
+ * numbers in plain decimal notation, never exponent form (`1e21` is sent as
+ * `1000000000000000000000`, `1e-7` as `0.0000001`; the shortest digits that
+ * round-trip, as `String(n)` picks them; `Infinity` as `inf`), bigints in decimal, booleans as
  * `1`/`0`, null/undefined as the empty string, and a {@link RedisArgument} as
  * the result of its `redisArg()`. Anything else is a `TypeError`.
  */
 export type Arg = PrimitiveArg | RedisArgument;
 
 const ARENA_SIZE = 64 * 1024;
+const EMPTY_ARENA = Buffer.alloc(0);
 /** Buffers at least this large are referenced, not copied, when written. */
 const BIG_BUFFER = 64 * 1024;
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array (pass the command name and its arguments separately)';
   if (typeof value === 'object') return value.constructor?.name ?? 'object';
   return typeof value;
+}
+
+/**
+ * `n` in plain decimal. `String(n)` switches to exponent form below 1e-6 and
+ * from 1e21 on, which Redis reads as a float at best and refuses where it
+ * wants an integer; those are rewritten with the same significant digits.
+ */
+export function decimal(n: number): string {
+  const text = String(n);
+  const e = text.indexOf('e');
+  if (e < 0) return text;
+  const negative = text.startsWith('-');
+  const mantissa = text.slice(negative ? 1 : 0, e);
+  const exponent = Number(text.slice(e + 1));
+  const dot = mantissa.indexOf('.');
+  const digits = dot < 0 ? mantissa : mantissa.slice(0, dot) + mantissa.slice(dot + 1);
+  const point = (dot < 0 ? mantissa.length : dot) + exponent; // digits before the decimal point
+  const body = point <= 0 ? `0.${'0'.repeat(-point)}${digits}` : point >= digits.length ? digits + '0'.repeat(point - digits.length) : `${digits.slice(0, point)}.${digits.slice(point)}`;
+  return negative ? `-${body}` : body;
+}
+
+/**
+ * Throws `TypeError` unless `cmd` is a non-empty string: a command name must
+ * be text (`do('')` is handled before this, as a flush).
+ */
+export function checkCommand(cmd: unknown): void {
+  if (typeof cmd !== 'string' || cmd === '') {
+    throw new TypeError(`redisconn: the command name must be a non-empty string, got ${cmd === '' ? 'an empty string' : describe(cmd)}`);
+  }
 }
 
 function convert(value: unknown, index: number): string | Uint8Array {
@@ -35,7 +68,7 @@ function convert(value: unknown, index: number): string | Uint8Array {
     case 'string':
       return value;
     case 'number':
-      if (Number.isFinite(value)) return String(value);
+      if (Number.isFinite(value)) return decimal(value);
       if (value === Infinity) return 'inf';
       if (value === -Infinity) return '-inf';
       throw new TypeError(`redisconn: argument ${index} is NaN, which Redis cannot take`);
@@ -149,8 +182,9 @@ export class CommandWriter {
     return this.pendingBytes;
   }
 
-  /** Encodes one command. Throws `TypeError` (nothing written) on a bad argument. */
+  /** Encodes one command. Throws `TypeError` (nothing written) on a bad command name or argument. */
   write(cmd: string, args: readonly unknown[]): void {
+    checkCommand(cmd);
     const parts = this.parts;
     const sizes = this.sizes;
     const argc = args.length;
@@ -246,6 +280,14 @@ export class CommandWriter {
     this.pendingBytes = 0;
     this.sealed = [];
     this.start = this.end;
+  }
+
+  /** Drops everything, the arena included (a broken connection keeps no buffers); usable again after. */
+  release(): void {
+    this.clear();
+    this.arena = EMPTY_ARENA;
+    this.start = 0;
+    this.end = 0;
   }
 }
 
