@@ -3,6 +3,11 @@
  * out of `next`. Replies may straddle chunks at any byte; a partly received
  * aggregate is kept on an explicit stack so nothing is parsed twice, and a
  * large bulk string is assembled in one allocation of its exact size.
+ *
+ * Memory follows the bytes actually received, never a length the server
+ * declared: a large bulk body is collected as references to the arriving
+ * chunks and only gets its one buffer once half of it is here, and
+ * `maxReplyBytes` bounds what one reply may make the decoder hold.
  */
 import { ProtocolError, RedisError } from '../errors.js';
 
@@ -35,6 +40,25 @@ export interface DecoderOptions {
   maxLineBytes?: number;
   /** Deepest nesting of aggregates accepted. Default 1024. */
   maxDepth?: number;
+  /**
+   * Largest top-level reply accepted, in bytes on the wire: every header
+   * line, simple line and bulk body with its CRLF counts, nested elements
+   * included, and so do the bytes of attributes (`|`) skipped before the
+   * value they describe. The count starts over with each reply returned by
+   * {@link Decoder.next} (pushes included). Default 512 MiB.
+   *
+   * Exceeding it makes `next` throw a {@link ProtocolError} naming the limit,
+   * as early as the wire allows: a bulk whose declared length does not fit
+   * in what is left of the budget is refused at its header, before its body
+   * arrives; an aggregate whose declared count could not fit at 3 bytes per
+   * element (the shortest element, `_\r\n`) is refused at its header; any
+   * other reply as soon as the bytes it consumed pass the limit. Like every
+   * ProtocolError this leaves the decoder unusable.
+   *
+   * Must be a positive integer; anything else makes the constructor throw a
+   * RangeError. `maxBulkBytes` applies as well: a bulk string must fit both.
+   */
+  maxReplyBytes?: number;
 }
 
 /** Returned by {@link Decoder.next} when the buffered bytes hold no whole reply. */
@@ -43,6 +67,21 @@ export const NEED_MORE: unique symbol = Symbol('redisconn.needMore');
 const MAX_AGGREGATE = 0x7fffffff;
 /** A bulk body at least this large that is still arriving is assembled in place. */
 const ASSEMBLE_THRESHOLD = 16 * 1024;
+/**
+ * While a large body is collected, arriving pieces shorter than this are
+ * copied into a staging buffer instead of referenced once FEW_PIECES are
+ * held: a server sending a body a few bytes per segment must not make us hold
+ * a Buffer (a few hundred bytes of bookkeeping) per few bytes. Network-sized
+ * reads (one MSS and up), and the first few pieces of any size (a body
+ * straddling two chunks), are referenced: each of their bytes is copied once.
+ */
+const SMALL_PIECE = 1024;
+const FEW_PIECES = 64;
+/** Size of a staging buffer (capped at what the body still lacks). */
+const STAGE_BYTES = 16 * 1024;
+/** `bulkLength` of a released decoder (see {@link Decoder.release}). */
+const RELEASED = -1;
+const DEFAULT_MAX_REPLY_BYTES = 512 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 /** parseElement opened a non-empty aggregate; its elements come next. */
 const OPENED: unique symbol = Symbol('opened');
@@ -127,7 +166,8 @@ function parseDouble(text: string): number {
 
 /**
  * Incremental RESP decoder for one connection. Not reusable after it threw a
- * {@link ProtocolError}: the stream is out of sync from then on.
+ * {@link ProtocolError} (the stream is out of sync from then on), nor after
+ * {@link Decoder.release}.
  */
 export class Decoder {
   /** True when the reply last returned by `next` was a RESP3 push (`>`). */
@@ -136,10 +176,22 @@ export class Decoder {
   private buf: Buffer = EMPTY;
   private pos = 0;
   private readonly stack: Frame[] = [];
-  // A bulk body being assembled across chunks: target, bytes filled, type byte.
-  private bulk: Buffer | null = null;
+  // A large bulk body still arriving. bulkLength is its size with the CRLF
+  // (0: none; RELEASED: the decoder was released), bulkFilled the bytes of it
+  // received. Until half of it is here the bytes are kept as `pieces` (chunk
+  // subarrays, small ones copied into `stage`, the open last piece, filled to
+  // stageFilled); from then on in `bulk`, one buffer of the final size.
+  private bulkLength = 0;
   private bulkFilled = 0;
   private bulkType = 0;
+  private bulk: Buffer | null = null;
+  private pieces: Buffer[] | null = null;
+  private stage: Buffer | null = null;
+  private stageFilled = 0;
+  // Where in `buf` the budget of the reply being decoded ends: maxReplyBytes
+  // past its first byte (see maxReplyBytes). It moves with `buf`: rebasing
+  // `buf` or taking a large body out of it shifts it down by as many bytes.
+  private replyEnd = 0;
   // Type byte of the element parsed last: an empty push (`>0`) never closes a
   // frame, so this is how it still gets flagged as a push.
   private elementType = 0;
@@ -151,28 +203,44 @@ export class Decoder {
   private readonly maxBulkBytes: number;
   private readonly maxLineBytes: number;
   private readonly maxDepth: number;
+  private readonly maxReplyBytes: number;
 
+  /** Throws a RangeError naming `maxReplyBytes` when it is not a positive integer. */
   constructor(options: DecoderOptions = {}) {
     this.decodeStrings = options.decodeStrings ?? false;
     this.maxBulkBytes = options.maxBulkBytes ?? 512 * 1024 * 1024;
     this.maxLineBytes = options.maxLineBytes ?? 64 * 1024;
     this.maxDepth = options.maxDepth ?? 1024;
+    const maxReplyBytes = options.maxReplyBytes === undefined ? DEFAULT_MAX_REPLY_BYTES : options.maxReplyBytes;
+    if (!Number.isInteger(maxReplyBytes) || maxReplyBytes <= 0) {
+      throw new RangeError(`redisconn: maxReplyBytes must be a positive integer, got ${String(maxReplyBytes)}`);
+    }
+    this.maxReplyBytes = maxReplyBytes;
+    this.replyEnd = maxReplyBytes;
   }
 
   /** True when bytes of an unfinished reply are held. */
   get hasPartial(): boolean {
-    return this.pos < this.buf.length || this.stack.length > 0 || this.bulk !== null || this.afterAttribute;
+    return this.pos < this.buf.length || this.stack.length > 0 || this.bulkLength > 0 || this.afterAttribute;
   }
 
-  /** Adds received bytes. The decoder keeps a reference to `chunk`. */
+  /**
+   * Adds received bytes. The decoder keeps a reference to `chunk` (or to
+   * parts of it) until the replies in it are returned, so the caller must not
+   * reuse its memory. After {@link Decoder.release} the chunk is dropped.
+   */
   feed(chunk: Buffer): void {
     // Only a body still missing bytes takes them: once it is full, what
     // follows it is already in `buf` and a further chunk must be appended.
-    if (this.bulk !== null && this.bulkFilled < this.bulk.length) {
-      const want = this.bulk.length - this.bulkFilled;
-      const n = Math.min(want, chunk.length);
-      chunk.copy(this.bulk, this.bulkFilled, 0, n);
-      this.bulkFilled += n;
+    if (this.bulkLength !== 0 && this.bulkFilled !== this.bulkLength) {
+      if (this.bulkLength === RELEASED) return;
+      const n = Math.min(this.bulkLength - this.bulkFilled, chunk.length);
+      if (this.bulk !== null) {
+        chunk.copy(this.bulk, this.bulkFilled, 0, n);
+        this.bulkFilled += n;
+      } else {
+        this.collect(n === chunk.length ? chunk : chunk.subarray(0, n));
+      }
       if (n === chunk.length) return;
       chunk = chunk.subarray(n);
       this.buf = EMPTY;
@@ -183,6 +251,7 @@ export class Decoder {
     } else {
       this.buf = chunk;
     }
+    this.replyEnd -= this.pos;
     this.pos = 0;
   }
 
@@ -192,15 +261,42 @@ export class Decoder {
   }
 
   /**
+   * Drops every buffer the decoder holds: unparsed bytes, a partly received
+   * bulk body (collected chunks or its assembly buffer) and the partly built
+   * aggregates. For a connection that broke, so that it keeps no reply bytes
+   * alive. Idempotent. The decoder is not reusable afterwards: `hasPartial`
+   * is false and `end` is quiet, `feed` drops its chunk, and `next` throws a
+   * {@link ProtocolError}.
+   */
+  release(): void {
+    this.buf = EMPTY;
+    this.pos = 0;
+    this.stack.length = 0;
+    this.bulk = null;
+    this.pieces = null;
+    this.stage = null;
+    this.stageFilled = 0;
+    this.bulkLength = RELEASED;
+    this.bulkFilled = 0;
+    this.afterAttribute = false;
+    this.replyEnd = 0;
+  }
+
+  /**
    * The next whole reply, or {@link NEED_MORE}. Throws {@link ProtocolError}
-   * on malformed input; an error *reply* is returned as a RedisError value.
+   * on malformed input, on a reply over a limit of {@link DecoderOptions}, and
+   * after {@link Decoder.release}; an error *reply* is returned as a
+   * RedisError value.
    */
   next(): Reply | typeof NEED_MORE {
     const stack = this.stack;
     for (;;) {
       let value: Reply;
-      if (this.bulk !== null) {
-        if (this.bulkFilled < this.bulk.length) return NEED_MORE;
+      if (this.bulkLength !== 0) {
+        if (this.bulkFilled !== this.bulkLength) {
+          if (this.bulkLength === RELEASED) throw new ProtocolError('redisconn: decoder used after release()');
+          return NEED_MORE;
+        }
         value = this.finishAssembledBulk();
       } else {
         const parsed = this.parseElement();
@@ -214,6 +310,7 @@ export class Decoder {
         if (top === undefined) {
           this.isPush = this.elementType === T_PUSH;
           this.afterAttribute = false;
+          this.replyEnd = this.pos + this.maxReplyBytes;
           return value;
         }
         top.items.push(value);
@@ -228,6 +325,7 @@ export class Decoder {
         if (stack.length === 0) {
           this.isPush = top.type === T_PUSH;
           this.afterAttribute = false;
+          this.replyEnd = this.pos + this.maxReplyBytes;
           return value;
         }
       }
@@ -275,16 +373,17 @@ export class Decoder {
       case T_VERBATIM:
       case T_BLOBERR:
         return this.parseBulk(type, buf, lineStart, lineEnd, next);
+    }
+    // A line is consumed whole: it must end within the reply's budget.
+    if (next > this.replyEnd) throw this.replyTooLarge();
+    this.pos = next;
+    switch (type) {
       case T_ARRAY:
       case T_MAP:
       case T_SET:
       case T_PUSH:
       case T_ATTR:
-        this.pos = next;
         return this.openAggregate(type, parseInteger(buf, lineStart, lineEnd));
-    }
-    this.pos = next;
-    switch (type) {
       case T_SIMPLE:
         return buf.toString('utf8', lineStart, lineEnd);
       case T_ERROR:
@@ -314,6 +413,11 @@ export class Decoder {
     if (typeof count !== 'number' || count < 0 || count > MAX_AGGREGATE) {
       throw new ProtocolError(`redisconn: bad aggregate length ${count} in reply`);
     }
+    // Every element takes 3 bytes at least (`_\r\n`): refuse now a count
+    // that could not fit in what is left of the budget.
+    if ((type === T_MAP || type === T_ATTR ? count * 2 : count) * 3 > this.replyEnd - this.pos) {
+      throw this.replyTooLarge();
+    }
     if (count === 0) {
       if (type === T_ATTR) {
         this.afterAttribute = true; // an empty attribute: nothing to drop, read on
@@ -326,9 +430,18 @@ export class Decoder {
     return OPENED;
   }
 
+  private replyTooLarge(): ProtocolError {
+    return new ProtocolError(`redisconn: reply larger than maxReplyBytes (${this.maxReplyBytes} bytes)`);
+  }
+
+  /**
+   * Parses a bulk whose header line ends at `body` in `buf`. The body is
+   * held against the reply's budget at its header, before it arrives.
+   */
   private parseBulk(type: number, buf: Buffer, lineStart: number, lineEnd: number, body: number): Reply | typeof NEED_MORE {
     const length = parseInteger(buf, lineStart, lineEnd);
     if (length === -1 && type === T_BULK) {
+      if (body > this.replyEnd) throw this.replyTooLarge();
       this.pos = body;
       return null;
     }
@@ -336,15 +449,9 @@ export class Decoder {
       throw new ProtocolError(`redisconn: bad bulk length ${length} in reply`);
     }
     const end = body + length;
+    if (end + 2 > this.replyEnd) throw this.replyTooLarge();
     if (end + 2 > buf.length) {
-      if (length >= ASSEMBLE_THRESHOLD && body <= buf.length) {
-        // Copy what we have into a buffer of the final size; later chunks fill it.
-        this.bulk = Buffer.allocUnsafe(length + 2);
-        this.bulkFilled = buf.copy(this.bulk, 0, body, buf.length);
-        this.bulkType = type;
-        this.buf = EMPTY;
-        this.pos = 0;
-      }
+      if (length >= ASSEMBLE_THRESHOLD) this.startLargeBulk(type, buf, body, length + 2);
       return NEED_MORE;
     }
     if (buf[end] !== 13 || buf[end + 1] !== 10) throw new ProtocolError('redisconn: bulk string not terminated by CRLF');
@@ -352,10 +459,72 @@ export class Decoder {
     return this.bulkValue(type, buf, body, end);
   }
 
+  /**
+   * Takes over a large body still arriving, `total` bytes with its CRLF, of
+   * which buf[body..] is here. Nothing is allocated from the declared length
+   * alone: the bytes are collected (see `collect`) until half of them came.
+   */
+  private startLargeBulk(type: number, buf: Buffer, body: number, total: number): void {
+    // The next `buf` starts with the byte after this body.
+    this.replyEnd -= body + total;
+    this.bulkType = type;
+    this.bulkLength = total;
+    this.bulkFilled = 0;
+    this.pieces = [];
+    if (body < buf.length) this.collect(buf.subarray(body));
+    this.buf = EMPTY;
+    this.pos = 0;
+  }
+
+  /**
+   * Adds `piece` (at most what the large body still lacks) to the body. Small
+   * pieces past the first few go into a staging buffer; once half of the body
+   * is here, its final buffer is allocated, everything collected is copied in
+   * and the pieces are dropped (later bytes are copied straight into it by
+   * `feed`).
+   */
+  private collect(piece: Buffer): void {
+    const pieces = this.pieces as Buffer[];
+    const length = piece.length;
+    let stage = this.stage;
+    if (stage !== null && length <= stage.length - this.stageFilled) {
+      piece.copy(stage, this.stageFilled);
+      this.stageFilled += length;
+    } else {
+      if (stage !== null) this.closeStage(pieces);
+      if (length >= SMALL_PIECE || pieces.length < FEW_PIECES) {
+        pieces.push(piece);
+      } else {
+        stage = Buffer.allocUnsafe(Math.min(STAGE_BYTES, this.bulkLength - this.bulkFilled));
+        piece.copy(stage, 0);
+        this.stage = stage;
+        this.stageFilled = length;
+        pieces.push(stage);
+      }
+    }
+    this.bulkFilled += length;
+    if (this.bulkFilled * 2 < this.bulkLength) return;
+    if (this.stage !== null) this.closeStage(pieces);
+    const bulk = Buffer.allocUnsafe(this.bulkLength);
+    let at = 0;
+    for (const p of pieces) at += p.copy(bulk, at);
+    this.bulk = bulk;
+    this.pieces = null;
+  }
+
+  /** Trims the open staging buffer (the last piece) to its filled bytes. */
+  private closeStage(pieces: Buffer[]): void {
+    pieces[pieces.length - 1] = (this.stage as Buffer).subarray(0, this.stageFilled);
+    this.stage = null;
+    this.stageFilled = 0;
+  }
+
   private finishAssembledBulk(): Reply {
     const bulk = this.bulk as Buffer;
     const length = bulk.length - 2;
     this.bulk = null;
+    this.bulkLength = 0;
+    this.bulkFilled = 0;
     if (bulk[length] !== 13 || bulk[length + 1] !== 10) throw new ProtocolError('redisconn: bulk string not terminated by CRLF');
     if (this.bulkType === T_BULK && !this.decodeStrings) return bulk.subarray(0, length);
     return this.bulkValue(this.bulkType, bulk, 0, length);
