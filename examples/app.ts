@@ -4,7 +4,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Registry } from 'prom-client';
-import redisconn, { PubSubConn, asInt, type RedisconnOptions } from '../plugin/index.js';
+import redisconn, { PubSubConn, RedisConnError, asInt, type RedisconnOptions } from '../plugin/index.js';
 
 /** Options of {@link buildApp}. */
 export interface ExampleOptions {
@@ -14,6 +14,8 @@ export interface ExampleOptions {
   adminToken?: string;
   /** Milliseconds the "slow computation" takes. Default 300. */
   slowMs?: number;
+  /** Health-check period of the SSE route's subscriptions (`PubSubOptions.healthCheckMs`). Default 15 000. */
+  sseHealthCheckMs?: number;
   logger?: FastifyServerOptions['logger'];
 }
 
@@ -31,6 +33,11 @@ export async function buildApp(options: ExampleOptions = {}): Promise<FastifyIns
   const registry = new Registry();
   const adminToken = options.adminToken;
   const slowMs = options.slowMs ?? 300;
+  // An event stream can sit silent for minutes, and a subscriber learns of a
+  // hung Redis (or a connection dropped without a FIN) only by asking: PING
+  // after 15 s of silence, so a dead stream ends within 15 s plus the pool's
+  // read timeout (5 s), and idle proxies between us and Redis see traffic.
+  const sseHealthCheckMs = options.sseHealthCheckMs ?? 15_000;
 
   await app.register(redisconn, {
     ...options.redis,
@@ -76,14 +83,16 @@ export async function buildApp(options: ExampleOptions = {}): Promise<FastifyIns
   );
 
   // Server-Sent Events: every message published on the channel, until the
-  // client leaves or the app closes. Open streams are ended in preClose, so
-  // they do not hold up shutdown (server.close() waits for open responses).
+  // client leaves, the app closes, or the subscription fails (Redis hung or
+  // gone: then an `error` event, and the stream ends so the client can
+  // reconnect). Open streams are ended in preClose, so they do not hold up
+  // shutdown (server.close() waits for open responses).
   const streams = new Set<() => Promise<void>>();
   app.addHook('preClose', async () => {
     await Promise.all([...streams].map((stop) => stop()));
   });
   app.get<{ Params: { channel: string } }>('/events/:channel', async (request, reply) => {
-    const psc = new PubSubConn(await app.redis.get());
+    const psc = new PubSubConn(await app.redis.get(), { healthCheckMs: sseHealthCheckMs });
     try {
       await psc.subscribe(request.params.channel);
     } catch (err) {
@@ -111,6 +120,9 @@ export async function buildApp(options: ExampleOptions = {}): Promise<FastifyIns
       }
     } catch (err) {
       request.log.warn({ err }, 'SSE subscription ended by a Redis error');
+      // Tell the client why the stream ends (e.g. REDIS_TIMEOUT from the health check).
+      const code = err instanceof RedisConnError ? err.code : 'REDIS_ERROR';
+      if (!res.destroyed) res.write(`event: error\ndata: ${JSON.stringify({ code, message: 'subscription to Redis lost' })}\n\n`);
     } finally {
       streams.delete(stop);
       await psc.close();

@@ -4,10 +4,15 @@
  * Commands (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE, their unsubscribes, PING) are
  * sent and flushed; their confirmations arrive, in order with the messages,
  * through `receive()` or async iteration as typed notifications. Works on
- * RESP2 and RESP3 connections alike.
+ * RESP2 and RESP3 connections alike. While a receive waits, a periodic PING
+ * checks that the server still answers (`healthCheckMs`), so a hung server
+ * or a silently dropped connection fails the wait instead of hanging it.
  */
+import { randomBytes } from 'node:crypto';
 import type { Conn } from './conn.js';
-import { ConnClosedError, ProtocolError, TimeoutError } from './errors.js';
+import { checkTimeoutMs, formatMs } from './deadline.js';
+import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from './errors.js';
+import { Fifo } from './fifo.js';
 import type { Reply } from './resp/decode.js';
 
 /** A channel name, pattern, or PING payload: text (sent as UTF-8) or bytes. */
@@ -56,6 +61,59 @@ export type PubSubNotification = PubSubMessage | PubSubSubscription | PubSubPong
 const SUBSCRIPTION_KINDS: ReadonlySet<string> = new Set<SubscriptionKind>(['subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe']);
 const EMPTY = Buffer.alloc(0);
 
+/** Options of {@link PubSubConn}. */
+export interface PubSubOptions {
+  /**
+   * How long a waiting PubSubConn tolerates silence, in ms, before it checks
+   * that the server is still there; 0 turns the check off. Any number of ms
+   * from 0 to 2^31 − 1; anything else throws `RangeError`.
+   *
+   * While at least one `receive` (or iteration) is waiting and nothing at all
+   * has arrived on the connection for this long, a PING with a private
+   * payload is sent. Its answer is swallowed (never seen as a `pong`), and
+   * any reply restarts the clock. When nothing arrives within the pong
+   * deadline — the connection's `readTimeoutMs` when set, else this same
+   * period — every waiting receive rejects with {@link TimeoutError} and the
+   * connection is broken (`conn.err()` is set; close the PubSubConn). Without
+   * it a hung server (or a peer gone without a FIN) leaves subscribers
+   * waiting forever: the connection's read timeout guards only replies that
+   * are owed, never the wait for the next message.
+   *
+   * Default 30 000 (30 s). redigo's pub/sub example pings every minute; half
+   * that finds a dead server within about 35 s under a pool's 5 s read
+   * timeout, keeps quiet subscriptions alive through NATs and load balancers
+   * that drop idle flows after a minute or more, and costs one PING per 30 s
+   * of silence per subscriber. Like the read timeout, it counts whole
+   * replies: a single reply taking longer than this plus the pong deadline
+   * to arrive fails the wait.
+   */
+  healthCheckMs?: number;
+}
+
+/** The default {@link PubSubOptions.healthCheckMs}. */
+const DEFAULT_HEALTH_CHECK_MS = 30_000;
+
+/** A `receive` call waiting for its notification. */
+interface Waiter {
+  resolve(notification: PubSubNotification): void;
+  reject(err: unknown): void;
+  /** Clears its deadline and signal listener; null when it has neither. */
+  disarm: (() => void) | null;
+}
+
+function fulfil(waiter: Waiter, notification: PubSubNotification): void {
+  waiter.disarm?.();
+  waiter.resolve(notification);
+}
+
+function fail(waiter: Waiter, err: unknown): void {
+  waiter.disarm?.();
+  waiter.reject(err);
+}
+
+const HEALTH_PREFIX = 'redisconn-health-';
+const HEALTH_PAYLOAD_LENGTH = HEALTH_PREFIX.length + 16;
+
 /**
  * A connection used for pub/sub. Owns its {@link Conn}: `close()` closes it
  * (a pooled one goes back to its pool, which unsubscribes it first). Do not
@@ -64,15 +122,47 @@ const EMPTY = Buffer.alloc(0);
  * Sending methods resolve once the command is flushed; they reject with
  * `TypeError` on bad arguments and with the connection's fatal error once it
  * is broken. Any number of `receive` calls may be outstanding; they are
- * answered in order.
+ * answered in order, from one read of the connection at a time.
+ *
+ * While a receive waits, the server's health is checked: see
+ * {@link PubSubOptions.healthCheckMs}.
  */
 export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDisposable {
-  /** Reads in flight; `close()` cancels them. */
-  private readonly readers = new Set<AbortController>();
+  /** The health-check period in effect (ms; 0 = off). */
+  readonly healthCheckMs: number;
+  /** Receive calls waiting, oldest first. */
+  private readonly waiters = new Fifo<Waiter>();
+  /**
+   * What a read brought after the call it was for gave up (a deadline or an
+   * abort that came too late to cancel it): the next receive gets it.
+   */
+  private readonly backlog: (PubSubNotification | RedisError)[] = [];
+  /** The one read of the connection in flight while anyone waits; null otherwise. */
+  private reading: Promise<Reply> | null = null;
+  /** Cancels `reading`; replaced once used. */
+  private controller = new AbortController();
   private closing: Promise<void> | null = null;
+  /** The health-check timer: armed only while a receive waits. */
+  private healthTimer: NodeJS.Timeout | null = null;
+  /** performance.now() of the last reply (or of the wait starting). */
+  private lastHeard = 0;
+  /** A health PING is out and nothing has arrived since it was sent. */
+  private awaitingPong = false;
+  private pingSentAt = 0;
+  private pongDeadlineMs = 0;
+  /** Payloads of health PINGs whose answer has not been read yet. */
+  private readonly healthPings: string[] = [];
 
-  /** Wraps `conn`, which should not be shared with other users. */
-  constructor(readonly conn: Conn) {}
+  /**
+   * Wraps `conn`, which should not be shared with other users. Throws
+   * `RangeError` on an invalid `healthCheckMs`.
+   */
+  constructor(
+    readonly conn: Conn,
+    options: PubSubOptions = {},
+  ) {
+    this.healthCheckMs = checkTimeoutMs('healthCheckMs', options.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS);
+  }
 
   /** SUBSCRIBE to one or more channels. */
   subscribe(...channels: PubSubArg[]): Promise<void> {
@@ -110,10 +200,12 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
   }
 
   /**
-   * The next notification, waiting as long as it takes. Rejects with
-   * {@link RedisError} on an error reply (the connection stays usable), with
-   * {@link ProtocolError} on a reply that is no pub/sub notification (the
-   * connection is then closed), and with the fatal error once it is broken.
+   * The next notification, waiting as long as the server is healthy. Rejects
+   * with {@link RedisError} on an error reply (the connection stays usable),
+   * with {@link ProtocolError} on a reply that is no pub/sub notification
+   * (the connection is then closed), with {@link TimeoutError} when the
+   * health check finds the server unresponsive, and with the fatal error
+   * once the connection is broken.
    */
   receive(): Promise<PubSubNotification> {
     return this.next(0, null);
@@ -123,11 +215,14 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
    * `receive` with a deadline (0 = none). Passing it rejects with
    * {@link TimeoutError} and breaks the connection, as any abandoned read does
    * (its `err()` is then a ConnClosedError whose `cause` is the TimeoutError).
-   * Rejects with `RangeError` on a negative or non-finite timeout.
+   * Rejects with `RangeError` on a timeout that is negative, not finite or
+   * above 2^31 − 1 ms.
    */
   receiveWithTimeout(timeoutMs: number): Promise<PubSubNotification> {
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      return Promise.reject(new RangeError(`redisconn: timeout must be a non-negative number of ms, got ${timeoutMs}`));
+    try {
+      checkTimeoutMs('timeoutMs', timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
     }
     return this.next(timeoutMs, null);
   }
@@ -139,14 +234,15 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
   }
 
   /**
-   * Closes the connection. Reads in flight are cancelled, which breaks the
-   * connection (a pooled one is then discarded rather than reused); without
-   * them a pooled connection is unsubscribed and reused. Safe to call twice.
+   * Closes the connection. Receives waiting are rejected and the read in
+   * flight cancelled, which breaks the connection (a pooled one is then
+   * discarded rather than reused); without one a pooled connection is
+   * unsubscribed and reused. Stops the health check. Safe to call twice.
    */
   close(): Promise<void> {
     if (this.closing === null) {
-      const reason = new ConnClosedError('redisconn: pub/sub connection closed');
-      for (const reader of this.readers) reader.abort(reason);
+      this.breakReads(new ConnClosedError('redisconn: pub/sub connection closed'));
+      this.healthPings.length = 0;
       this.closing = this.conn.close();
     }
     return this.closing;
@@ -160,8 +256,9 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
   /**
    * Yields every notification in arrival order. Ends cleanly once `close()`
    * is called on this PubSubConn (also while waiting); throws any other error,
-   * including the connection being closed by the server or underneath.
-   * Leaving the loop early (`break`) does not close the connection.
+   * including the connection being closed by the server or underneath and
+   * the health check's {@link TimeoutError}. Leaving the loop early (`break`)
+   * does not close the connection.
    */
   async *[Symbol.asyncIterator](): AsyncGenerator<PubSubNotification, void, undefined> {
     for (;;) {
@@ -186,28 +283,202 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
     return this.conn.flush();
   }
 
-  private async next(timeoutMs: number, signal: AbortSignal | null): Promise<PubSubNotification> {
-    const reply = await this.read(timeoutMs, signal);
-    const notification = toNotification(reply);
-    if (notification !== null) return notification;
-    await this.close();
-    throw new ProtocolError(`redisconn: unexpected reply in pub/sub mode: ${describe(reply)}`);
+  /** Queues a receive; `timeoutMs` (0 = none) and `signal` give up on it. */
+  private next(timeoutMs: number, signal: AbortSignal | null): Promise<PubSubNotification> {
+    const early = this.backlog.shift();
+    if (early !== undefined) return early instanceof RedisError ? Promise.reject(early) : Promise.resolve(early);
+    return new Promise<PubSubNotification>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, disarm: null };
+      if (timeoutMs > 0 || signal !== null) this.armWaiter(waiter, timeoutMs, signal);
+      this.waiters.push(waiter);
+      if (this.reading === null) this.startRead();
+      if (this.healthTimer === null) this.startHealthCheck();
+    });
   }
 
-  /** One reply from the connection, cancellable by the deadline, `signal` and `close()`. */
-  private async read(timeoutMs: number, signal: AbortSignal | null): Promise<Reply> {
-    const reader = new AbortController();
-    const onAbort = (): void => reader.abort(signal?.reason);
-    const timer = timeoutMs > 0 ? setTimeout(() => reader.abort(new TimeoutError(`redisconn: no pub/sub notification within ${timeoutMs} ms`)), timeoutMs) : null;
+  private armWaiter(waiter: Waiter, timeoutMs: number, signal: AbortSignal | null): void {
+    const onAbort = (): void => this.abandon(waiter, signal?.reason);
+    const timer =
+      timeoutMs > 0 ? setTimeout(() => this.abandon(waiter, new TimeoutError(`redisconn: no pub/sub notification within ${formatMs(timeoutMs)} ms`)), timeoutMs) : undefined;
     signal?.addEventListener('abort', onAbort, { once: true });
-    this.readers.add(reader);
-    try {
-      return await this.conn.receiveWithSignal(reader.signal);
-    } finally {
-      this.readers.delete(reader);
-      if (timer !== null) clearTimeout(timer);
+    waiter.disarm = () => {
+      clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
+    };
+  }
+
+  /**
+   * A receive gave up. The read in flight is cancelled, which breaks the
+   * connection as any abandoned read does: the replies left on the wire
+   * could no longer be told apart from the ones it should have taken.
+   */
+  private abandon(waiter: Waiter, reason: unknown): void {
+    if (!this.waiters.remove(waiter)) return;
+    fail(waiter, reason);
+    // The read itself stays ours: it settles the receives left (with the
+    // connection's error), or, if its reply was already in, hands it on.
+    if (this.reading !== null) this.controller.abort(reason);
+    if (this.waiters.length === 0) this.stopHealthCheck();
+  }
+
+  /** Starts the one read of the connection that serves the receives waiting. */
+  private startRead(): void {
+    if (this.controller.signal.aborted) this.controller = new AbortController();
+    let read: Promise<Reply>;
+    try {
+      read = this.conn.receiveWithSignal(this.controller.signal);
+    } catch (err) {
+      read = Promise.reject(err);
     }
+    this.reading = read;
+    read.then(
+      (reply) => this.onReply(read, reply),
+      (err: unknown) => this.onReadError(read, err),
+    );
+  }
+
+  /** Reads on while anyone waits; stops the health check otherwise. */
+  private readOn(): void {
+    if (this.waiters.length > 0) this.startRead();
+    else this.stopHealthCheck();
+  }
+
+  private onReply(read: Promise<Reply>, reply: Reply): void {
+    // A read cancelled by close() or a failed health check: its receives are settled.
+    if (read !== this.reading) return;
+    this.reading = null;
+    this.heard();
+    const notification = toNotification(reply);
+    if (notification === null) {
+      this.protocolFailure(reply);
+      return;
+    }
+    if (notification.kind !== 'pong' || !this.takeHealthPong(notification.data)) {
+      const waiter = this.waiters.shift();
+      if (waiter === undefined) this.backlog.push(notification);
+      else fulfil(waiter, notification);
+    }
+    this.readOn();
+  }
+
+  private onReadError(read: Promise<Reply>, err: unknown): void {
+    if (read !== this.reading) return;
+    this.reading = null;
+    if (err instanceof RedisError && this.conn.err() === null) {
+      // An error reply: it answers one receive; the connection stays usable.
+      this.heard();
+      const waiter = this.waiters.shift();
+      if (waiter === undefined) this.backlog.push(err);
+      else fail(waiter, err);
+      this.readOn();
+      return;
+    }
+    // The connection is broken: every receive waiting fails with its error.
+    let reason: unknown = this.conn.err() ?? err;
+    if (this.awaitingPong && reason instanceof TimeoutError) reason = this.healthTimeout(reason);
+    this.stopHealthCheck();
+    for (const waiter of this.waiters.drain()) fail(waiter, reason);
+  }
+
+  /** A reply that is no notification: the stream cannot be trusted any more. */
+  private protocolFailure(reply: Reply): void {
+    const err = new ProtocolError(`redisconn: unexpected reply in pub/sub mode: ${describe(reply)}`);
+    const waiter = this.waiters.shift();
+    waiter?.disarm?.();
+    const rejectIt = (): void => waiter?.reject(err);
+    this.close().then(rejectIt, rejectIt);
+  }
+
+  /**
+   * Rejects every receive waiting with `reason`, cancels the read in flight
+   * (breaking the connection) and stops the health check.
+   */
+  private breakReads(reason: unknown): void {
+    this.stopHealthCheck();
+    const waiters = this.waiters.drain();
+    if (this.reading !== null) {
+      this.reading = null;
+      this.controller.abort(reason);
+    }
+    for (const waiter of waiters) fail(waiter, reason);
+  }
+
+  // --- Health check -------------------------------------------------------
+
+  /** A receive starts waiting with none before it: the silence clock starts now. */
+  private startHealthCheck(): void {
+    if (this.healthCheckMs === 0 || this.closing !== null || this.waiters.length === 0) return;
+    this.lastHeard = performance.now();
+    this.awaitingPong = false;
+    this.armHealthTimer(this.healthCheckMs);
+  }
+
+  private stopHealthCheck(): void {
+    if (this.healthTimer !== null) {
+      clearTimeout(this.healthTimer);
+      this.healthTimer = null;
+    }
+    this.awaitingPong = false;
+  }
+
+  private armHealthTimer(ms: number): void {
+    // Never keeps the process alive: a pending receive alone should not.
+    this.healthTimer = setTimeout(() => this.onHealthTimer(), ms).unref();
+  }
+
+  /** Something arrived: the server is alive. (No timer work per reply.) */
+  private heard(): void {
+    if (this.healthTimer === null) return;
+    this.lastHeard = performance.now();
+    this.awaitingPong = false;
+  }
+
+  private onHealthTimer(): void {
+    this.healthTimer = null;
+    if (this.waiters.length === 0 || this.closing !== null) return;
+    const now = performance.now();
+    if (this.awaitingPong) {
+      const left = this.pingSentAt + this.pongDeadlineMs - now;
+      if (left >= 1) this.armHealthTimer(Math.ceil(left));
+      else this.breakReads(this.healthTimeout());
+      return;
+    }
+    const left = this.lastHeard + this.healthCheckMs - now;
+    if (left >= 1) {
+      this.armHealthTimer(Math.ceil(left));
+      return;
+    }
+    const payload = HEALTH_PREFIX + randomBytes(8).toString('hex');
+    try {
+      this.conn.send('PING', payload);
+    } catch (err) {
+      // Only a broken connection refuses a PING: its receives must not hang.
+      this.breakReads(this.conn.err() ?? err);
+      return;
+    }
+    this.healthPings.push(payload);
+    // A write that fails breaks the connection; the read in flight reports it.
+    this.conn.flush().catch(() => {});
+    const readTimeoutMs = this.conn.readTimeoutMs;
+    this.pongDeadlineMs = readTimeoutMs > 0 ? readTimeoutMs : this.healthCheckMs;
+    this.pingSentAt = now;
+    this.awaitingPong = true;
+    this.armHealthTimer(this.pongDeadlineMs);
+  }
+
+  private healthTimeout(cause?: unknown): TimeoutError {
+    const message = `redisconn: the server did not answer the health-check PING within ${formatMs(this.pongDeadlineMs)} ms`;
+    return cause === undefined ? new TimeoutError(message) : new TimeoutError(message, { cause });
+  }
+
+  /** True (and forgotten) when `data` is the payload of a health PING of ours. */
+  private takeHealthPong(data: Buffer): boolean {
+    const pings = this.healthPings;
+    if (pings.length === 0 || data.length !== HEALTH_PAYLOAD_LENGTH) return false;
+    const index = pings.indexOf(data.toString('latin1'));
+    if (index < 0) return false;
+    pings.splice(index, 1);
+    return true;
   }
 }
 

@@ -4,14 +4,15 @@
  * real listener, /metrics, /healthz and the token-guarded admin route. Also
  * the SSE route's connection hygiene: the subscription connection goes back
  * when the client leaves (even while the handler is still waiting for it),
- * and an open event stream does not hold up `app.close()`.
+ * an open event stream does not hold up `app.close()`, and a hung Redis
+ * (SIGSTOP) ends the stream with an `error` event instead of hanging it.
  */
 import http from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { buildApp, type ExampleOptions } from '../examples/app.js';
-import { type Conn, type Pool } from '../plugin/index.js';
-import type { TestRedisServer } from '../src/testing/index.js';
+import { dial, type Conn, type Pool } from '../plugin/index.js';
+import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
 import { clientList, eventually, guardProcessErrors, memoryLogger, sleep, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
@@ -142,6 +143,46 @@ describe('example app', () => {
     expect(await readUntil(reader, () => false, seen, 1_000)).toBe(false);
     expect(await eventually(async () => (await subscribers('closing')) === 0)).toBe(true);
     expect((app.redis.pool as Pool).stats().activeCount).toBe(0);
+  });
+
+  it('a hung Redis ends the event stream with an error event (health check), and the broken conn is not reused', async () => {
+    const own = await startRedisServer();
+    const ownAdmin = await dial(own.addr);
+    try {
+      const app = await makeApp({ redis: { addr: own.addr, readTimeoutMs: 300 }, sseHealthCheckMs: 200 });
+      const pool = app.redis.pool as Pool;
+      const base = await app.listen({ port: 0, host: '127.0.0.1' });
+      const res = await fetch(`${base}/events/hang`);
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const seen = { text: '' };
+      expect(await readUntil(reader, (t) => t.includes(': subscribed'), seen)).toBe(true);
+      expect(await eventually(async () => ((await ownAdmin.do('PUBSUB', 'NUMSUB', 'hang')) as [Buffer, number])[1] === 1)).toBe(true);
+
+      own.pause();
+      const started = performance.now();
+      // PING after 200 ms of silence, pong due within the read timeout (300 ms), plus slack.
+      expect(await readUntil(reader, (t) => t.includes('event: error'), seen, 3_000)).toBe(true);
+      expect(performance.now() - started).toBeLessThan(200 + 300 + 1_000);
+      expect(seen.text).toContain(`event: error\ndata: ${JSON.stringify({ code: 'REDIS_TIMEOUT', message: 'subscription to Redis lost' })}\n\n`);
+      // The stream ends (the client may reconnect) …
+      const deadline = Date.now() + 2_000;
+      let done = false;
+      while (!done && Date.now() < deadline) {
+        const chunk = await Promise.race([reader.read(), sleep(deadline - Date.now()).then(() => null)]);
+        if (chunk === null || chunk.done) done = chunk !== null;
+      }
+      expect(done).toBe(true);
+      // … and the broken connection is dropped, not lent again.
+      expect(await eventually(() => pool.stats().inUseCount === 0)).toBe(true);
+      expect(pool.stats().activeCount).toBe(0);
+      own.resume();
+      expect((await app.inject({ method: 'POST', url: '/counter/after-hang' })).json()).toEqual({ name: 'after-hang', value: 1 });
+      app.server.closeAllConnections();
+    } finally {
+      own.resume();
+      await ownAdmin.close();
+      await own.stop();
+    }
   });
 
   it('a client that leaves while the SSE handler waits for a connection does not leak it', async () => {

@@ -1,33 +1,43 @@
 /**
  * PubSubConn against a real redis-server, on RESP2 and RESP3: subscription
  * counts, message / pmessage / smessage delivery, binary payloads, PING,
- * timeouts, error replies, pooled reuse, async iteration and close.
+ * timeouts, error replies, pooled reuse, async iteration and close; and the
+ * health check against a second server that is SIGSTOPped (a hung Redis).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHook } from 'node:async_hooks';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Conn } from '../src/conn.js';
 import { dial, type DialOptions } from '../src/dial.js';
 import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from '../src/errors.js';
 import { Pool } from '../src/pool.js';
 import { PubSubConn, type PubSubNotification } from '../src/pubsub.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientInfo, guardProcessErrors, rejection, settle, sleep } from './helpers.js';
+import { clientInfo, guardProcessErrors, rejection, settle, sleep, within } from './helpers.js';
 
 guardProcessErrors();
 
 let server: TestRedisServer;
 let publisher: Conn;
+/** A second server, paused (SIGSTOP) by the health-check tests, and a conn to it. */
+let hung: TestRedisServer;
+let hungPublisher: Conn;
 const conns: Conn[] = [];
 
 beforeAll(async () => {
-  server = await startRedisServer();
+  [server, hung] = await Promise.all([startRedisServer(), startRedisServer()]);
   publisher = await dial(server.addr);
-  conns.push(publisher);
+  hungPublisher = await dial(hung.addr);
+  conns.push(publisher, hungPublisher);
 });
 
 afterAll(async () => {
+  hung?.resume();
   await Promise.all(conns.map((conn) => conn.close()));
-  await server?.stop();
+  await Promise.all([server?.stop(), hung?.stop()]);
 });
+
+// A test that fails while `hung` is paused must not leave it paused for the next.
+afterEach(() => hung?.resume());
 
 let seq = 0;
 /** A channel (or pattern prefix) no other test uses. */
@@ -36,12 +46,44 @@ function unique(name: string): string {
 }
 
 /** Waits until the server has registered `count` subscribers on `channel`. */
-async function subscribers(channel: string, count: number): Promise<void> {
+async function subscribers(channel: string, count: number, via: Conn = publisher): Promise<void> {
   for (;;) {
-    const reply = await publisher.do('PUBSUB', 'NUMSUB', channel);
+    const reply = await via.do('PUBSUB', 'NUMSUB', channel);
     if (Array.isArray(reply) && reply[1] === count) return;
     await sleep(5);
   }
+}
+
+/** How many PING commands the server of `admin` has executed (INFO commandstats). */
+async function pingCalls(admin: Conn = publisher): Promise<number> {
+  const info = String(await admin.do('INFO', 'commandstats'));
+  return Number(/^cmdstat_ping:calls=(\d+)/m.exec(info)?.[1] ?? 0);
+}
+
+/**
+ * Records the unref'd timers created from now on that are still live (neither
+ * fired nor cleared): the health check's timer is one; test and connection
+ * timers are ref'd. Uses async_hooks, so it sees every Timeout made.
+ */
+function trackUnrefTimers(): { live(): Promise<number>; stop(): void } {
+  const timers = new Map<number, NodeJS.Timeout>();
+  const hook = createHook({
+    init(asyncId, type, _trigger, resource) {
+      if (type === 'Timeout') timers.set(asyncId, resource as NodeJS.Timeout);
+    },
+    destroy(asyncId) {
+      timers.delete(asyncId);
+    },
+  });
+  hook.enable();
+  return {
+    // Destroy hooks are delivered asynchronously: let them run first.
+    live: async () => {
+      await sleep(5);
+      return [...timers.values()].filter((timer) => !timer.hasRef()).length;
+    },
+    stop: () => void hook.disable(),
+  };
 }
 
 describe.each([2, 3] as const)('RESP%i', (protocol) => {
@@ -194,6 +236,19 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
     expect(await bystander.receiveWithTimeout(5_000)).toEqual({ kind: 'message', channel, data: Buffer.from('still here') });
     expect(bystander.conn.err()).toBeNull();
     expect(await publisher.do('PING')).toBe('PONG');
+  });
+
+  it('a receive that gives up breaks the conn: the receives waiting beside it fail with its error, none hangs', async () => {
+    const psc = await pubsub();
+    await psc.subscribe(unique('give-up'));
+    expect((await psc.receive()).kind).toBe('subscribe');
+    const others = [settle(psc.receive()), settle(psc.receive())];
+    const err = await rejection(psc.receiveWithTimeout(30));
+    expect(err).toBeInstanceOf(TimeoutError);
+    const results = await within(Promise.all(others), 1_000, 'the other receives');
+    expect(psc.conn.err()).toBeInstanceOf(ConnClosedError);
+    expect((psc.conn.err() as Error).cause).toBe(err);
+    expect(results).toEqual([{ ok: false, error: psc.conn.err() }, { ok: false, error: psc.conn.err() }]);
   });
 
   it("waits for messages beyond the conn's read timeout, which guards only owed replies", async () => {
@@ -376,5 +431,223 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
       await psc[Symbol.asyncDispose]();
     }
     expect(conn.err()).toBeInstanceOf(ConnClosedError);
+  });
+
+  describe('health check', () => {
+    const HEALTH_MS = 200;
+    const READ_TIMEOUT_MS = 300;
+    /** When a hung server must have been noticed: PING after HEALTH_MS, pong deadline READ_TIMEOUT_MS, plus slack for a busy machine. */
+    const NOTICED_MS = HEALTH_MS + READ_TIMEOUT_MS + 700;
+
+    async function onHung(healthCheckMs: number | undefined, readTimeoutMs = READ_TIMEOUT_MS): Promise<PubSubConn> {
+      const conn = await dial(hung.addr, { protocol, readTimeoutMs });
+      conns.push(conn);
+      return new PubSubConn(conn, healthCheckMs === undefined ? undefined : { healthCheckMs });
+    }
+
+    it('defaults to 30 s, 0 turns it off, and a bad period or receive timeout is a RangeError', async () => {
+      const conn = await connect();
+      expect(new PubSubConn(conn).healthCheckMs).toBe(30_000);
+      expect(new PubSubConn(conn, {}).healthCheckMs).toBe(30_000);
+      expect(new PubSubConn(conn, { healthCheckMs: 0 }).healthCheckMs).toBe(0);
+      for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, '100' as unknown as number]) {
+        expect(() => new PubSubConn(conn, { healthCheckMs: bad })).toThrow(RangeError);
+        expect(() => new PubSubConn(conn, { healthCheckMs: bad })).toThrow(/healthCheckMs/);
+      }
+      const psc = new PubSubConn(conn);
+      for (const bad of [2 ** 31, 2 ** 40, Number.NaN]) {
+        const err = await rejection(psc.receiveWithTimeout(bad));
+        expect(err).toBeInstanceOf(RangeError);
+        expect((err as Error).message).toContain('timeoutMs');
+      }
+      expect(conn.err()).toBeNull();
+      await psc.ping('still fine');
+      expect(await psc.receiveWithTimeout(2 ** 31 - 1)).toEqual({ kind: 'pong', data: Buffer.from('still fine') });
+    });
+
+    for (const subscribed of [true, false]) {
+      it(`a hung server fails every waiting receive with TimeoutError (${subscribed ? 'subscribed' : 'not subscribed'})`, async () => {
+        const psc = await onHung(HEALTH_MS);
+        if (subscribed) {
+          await psc.subscribe(unique('hung'));
+          expect((await psc.receive()).kind).toBe('subscribe');
+        }
+        hung.pause();
+        const started = performance.now();
+        const controller = new AbortController();
+        const waiting = [psc.receive(), psc.receiveWithSignal(controller.signal), psc.receiveWithTimeout(60_000)].map((p) => rejection(p));
+        const errors = await within(Promise.all(waiting), NOTICED_MS + 2_000, 'receives on a hung server');
+        const elapsed = performance.now() - started;
+        for (const err of errors) {
+          expect(err).toBeInstanceOf(TimeoutError);
+          expect((err as Error).message).toMatch(/did not answer the health-check PING within 300 ms/);
+        }
+        expect(errors[1]).toBe(errors[0]);
+        expect(elapsed).toBeGreaterThanOrEqual(HEALTH_MS + READ_TIMEOUT_MS - 20);
+        expect(elapsed).toBeLessThan(NOTICED_MS);
+        // The connection is broken, and says so at once from now on.
+        expect(psc.conn.err()).not.toBeNull();
+        await expect(psc.receive()).rejects.toBe(psc.conn.err());
+        await psc.close();
+      });
+    }
+
+    it('async iteration throws the TimeoutError when the server hangs', async () => {
+      const psc = await onHung(HEALTH_MS);
+      const channel = unique('hung-iterate');
+      await psc.subscribe(channel);
+      const seen: string[] = [];
+      const loop = settle(
+        (async () => {
+          for await (const notification of psc) seen.push(notification.kind);
+        })(),
+      );
+      await subscribers(channel, 1, hungPublisher);
+      await hungPublisher.do('PUBLISH', channel, 'before');
+      await sleep(50);
+      hung.pause();
+      const started = performance.now();
+      const result = await within(loop, NOTICED_MS + 2_000, 'iteration over a hung server');
+      expect(performance.now() - started).toBeLessThan(NOTICED_MS);
+      expect(result.ok).toBe(false);
+      expect(result.ok ? null : result.error).toBeInstanceOf(TimeoutError);
+      expect(seen).toEqual(['subscribe', 'message']);
+      expect(psc.conn.err()).not.toBeNull();
+      await psc.close();
+    });
+
+    it('healthCheckMs 0 waits through a hang (a checked conn beside it fails), then gets the message', async () => {
+      const unchecked = await onHung(0);
+      const checked = await onHung(HEALTH_MS);
+      const channel = unique('hung-unchecked');
+      await unchecked.subscribe(channel);
+      await checked.subscribe(channel);
+      expect((await unchecked.receive()).kind).toBe('subscribe');
+      expect((await checked.receive()).kind).toBe('subscribe');
+      hung.pause();
+      let settled = false;
+      const waiting = settle(unchecked.receive()).finally(() => (settled = true));
+      const failed = rejection(checked.receive());
+      await sleep(1_000);
+      expect(await within(failed, 1, 'the checked receive')).toBeInstanceOf(TimeoutError);
+      expect(settled).toBe(false);
+      expect(unchecked.conn.err()).toBeNull();
+      hung.resume();
+      await hungPublisher.do('PUBLISH', channel, 'after the hang');
+      expect(await within(waiting, 2_000, 'the unchecked receive')).toEqual({ ok: true, value: { kind: 'message', channel, data: Buffer.from('after the hang') } });
+      expect(unchecked.conn.err()).toBeNull();
+      await Promise.all([unchecked.close(), checked.close()]);
+    });
+
+    for (const subscribed of [true, false]) {
+      it(`health pongs are never delivered; the user's own pong and every message are (${subscribed ? 'subscribed' : 'not subscribed'})`, async () => {
+        const psc = new PubSubConn(await connect({ readTimeoutMs: 1_000 }), { healthCheckMs: 100 });
+        const channel = unique('flowing');
+        if (subscribed) await psc.subscribe(channel);
+        const seen: PubSubNotification[] = [];
+        const loop = settle(
+          (async () => {
+            for await (const notification of psc) seen.push(notification);
+          })(),
+        );
+        if (subscribed) await subscribers(channel, 1);
+        const before = await pingCalls();
+        const publish = async (from: number): Promise<void> => {
+          for (let i = from; i < from + 10; i++) {
+            if (subscribed) await publisher.do('PUBLISH', channel, `m${i}`);
+            await sleep(50);
+          }
+        };
+        await publish(0);
+        await sleep(350); // silence: the health check PINGs
+        await psc.ping('mine');
+        await sleep(350);
+        await publish(10);
+        await sleep(150);
+        const pings = (await pingCalls()) - before;
+        await psc.close();
+        expect(await loop).toEqual({ ok: true, value: undefined });
+        // At least two health PINGs went out (besides the user's), all answered and swallowed.
+        expect(pings).toBeGreaterThanOrEqual(3);
+        const messages = subscribed ? Array.from({ length: 20 }, (_, i) => ({ kind: 'message', channel, data: Buffer.from(`m${i}`) })) : [];
+        expect(seen).toEqual([
+          ...(subscribed ? [{ kind: 'subscribe', channel, count: 1 }] : []),
+          ...messages.slice(0, 10),
+          { kind: 'pong', data: Buffer.from('mine') },
+          ...messages.slice(10),
+        ]);
+        expect(psc.conn.err()).toBeInstanceOf(ConnClosedError);
+      });
+    }
+
+    it('a health pong that arrives when no receive waits is swallowed by the next receive', async () => {
+      const psc = await onHung(100, 1_000);
+      const channel = unique('late-pong');
+      await psc.subscribe(channel);
+      expect((await psc.receive()).kind).toBe('subscribe');
+      const before = await pingCalls(hungPublisher);
+      hung.pause();
+      const first = psc.receive();
+      await sleep(30);
+      await psc.ping('mine'); // on the wire before the health PING, which goes out at ~100 ms
+      await sleep(200);
+      hung.resume();
+      // The user's pong settles the only receive; the health pong behind it is read by nobody yet …
+      expect(await within(first, 2_000, 'the first receive')).toEqual({ kind: 'pong', data: Buffer.from('mine') });
+      expect((await pingCalls(hungPublisher)) - before).toBe(2);
+      await hungPublisher.do('PUBLISH', channel, 'next');
+      // … and the next receive skips it.
+      expect(await psc.receiveWithTimeout(2_000)).toEqual({ kind: 'message', channel, data: Buffer.from('next') });
+      expect(psc.conn.err()).toBeNull();
+      await psc.close();
+    });
+
+    it('close() while a health PING awaits its pong leaves no timer and nothing fails later', async () => {
+      const psc = await onHung(100, 1_000);
+      await psc.subscribe(unique('hung-close'));
+      expect((await psc.receive()).kind).toBe('subscribe');
+      const timers = trackUnrefTimers();
+      try {
+        hung.pause();
+        const waiting = rejection(psc.receive());
+        // The health timer runs while the receive waits (positive control) …
+        expect(await timers.live()).toBe(1);
+        await sleep(250); // the PING went out at ~100 ms; its pong is due at ~1100 ms
+        expect(await timers.live()).toBe(1);
+        await psc.close();
+        const err = await within(waiting, 500, 'the receive pending at close()');
+        expect(err).toBeInstanceOf(ConnClosedError);
+        // … and is gone once it is closed: no timer left to fire or hold anything.
+        expect(await timers.live()).toBe(0);
+        await sleep(1_100); // past where the pong deadline would have been
+        expect(await timers.live()).toBe(0);
+        expect(psc.conn.err()).toBeInstanceOf(ConnClosedError);
+      } finally {
+        timers.stop();
+      }
+    });
+
+    it('the health timer runs only while a receive waits', async () => {
+      const psc = new PubSubConn(await connect(), { healthCheckMs: 100 });
+      const timers = trackUnrefTimers();
+      try {
+        expect(await timers.live()).toBe(0);
+        const pending = psc.receive();
+        expect(await timers.live()).toBe(1);
+        await psc.ping('x');
+        expect(await pending).toEqual({ kind: 'pong', data: Buffer.from('x') });
+        expect(await timers.live()).toBe(0);
+        // Many receives at once share one timer.
+        const several = [psc.receive(), psc.receive(), psc.receive()];
+        expect(await timers.live()).toBe(1);
+        for (const data of ['a', 'b', 'c']) await psc.ping(data);
+        expect(await Promise.all(several)).toEqual(['a', 'b', 'c'].map((data) => ({ kind: 'pong', data: Buffer.from(data) })));
+        expect(await timers.live()).toBe(0);
+        expect(psc.conn.err()).toBeNull();
+      } finally {
+        timers.stop();
+        await psc.close();
+      }
+    });
   });
 });
