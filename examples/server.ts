@@ -6,7 +6,7 @@
  * down gracefully: in-flight requests finish, the pool closes, the child
  * redis-server stops.
  */
-import { optionsFromFlags } from '../plugin/index.js';
+import { optionsFromFlags, redactURL } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
 import { buildApp } from './app.js';
 
@@ -20,15 +20,15 @@ function flag(name: string): string | undefined {
 async function main(): Promise<void> {
   const configured = optionsFromFlags();
   let embedded: TestRedisServer | undefined;
-  let addr = configured.addr;
-  if (addr === undefined || addr === '') {
-    embedded = await startRedisServer();
-    addr = embedded.addr;
-  }
+  if (configured.addr === undefined || configured.addr.trim() === '') embedded = await startRedisServer();
+  // A configured address is left to the plugin to read from the flag or
+  // variable, so a bad one fails naming --redis-addr or REDIS_ADDR.
   const app = await buildApp({
-    redis: { addr, ...(configured.db === undefined ? {} : { db: configured.db }) },
+    redis: embedded ? { addr: embedded.addr, ...(configured.db === undefined ? {} : { db: configured.db }) } : {},
     adminToken: process.env.ADMIN_TOKEN,
   });
+  // Never log a password: an addr may be a redis://user:password@host URL.
+  const addr = redactURL(embedded?.addr ?? configured.addr ?? '');
   if (embedded) app.log.info({ addr }, 'no --redis-addr or REDIS_ADDR given: started a throwaway redis-server (data is lost on exit)');
   else app.log.info({ addr }, 'using the configured Redis');
 

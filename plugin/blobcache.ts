@@ -136,13 +136,46 @@ function answer<T>(work: () => Promise<T>, callback: Callback<T> | undefined): P
   return undefined;
 }
 
-/** Wraps a {@link BlobCache} namespace in the abstract-cache protocol. */
-export function toAbstractCache(blobs: BlobCache): AbstractCache {
+/** Where the adapter reports entries it cannot read (a pino / Fastify logger fits). */
+export interface DebugLogger {
+  debug(obj: object, msg: string): void;
+}
+
+/** The entry `toAbstractCache` stored as `bytes`, or null when it is not one. */
+function readEntry(bytes: Buffer): AbstractCacheEntry | null {
+  let entry: unknown;
+  try {
+    entry = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof entry !== 'object' || entry === null || !('item' in entry)) return null;
+  const { stored, ttl } = entry as Partial<AbstractCacheEntry>;
+  return typeof stored === 'number' && typeof ttl === 'number' ? (entry as AbstractCacheEntry) : null;
+}
+
+/**
+ * Wraps a {@link BlobCache} namespace in the abstract-cache protocol.
+ *
+ * `get` of a stored value that is not an entry this adapter wrote (not JSON,
+ * or JSON without `item`, `stored` and `ttl`: written by something else, or
+ * cut short) resolves as a miss (`null`), as a cache should: the caller
+ * computes the value afresh and its `set` overwrites the bad one. It is
+ * reported at debug level on `log` when one is given (key and size, never
+ * the value). `has` still reports such a key as present.
+ */
+export function toAbstractCache(blobs: BlobCache, log?: DebugLogger): AbstractCache {
   const cache = {
     get(key: AbstractCacheKey, callback?: Callback<AbstractCacheEntry | null>) {
       return answer(async () => {
-        const bytes = await blobs.get(flatKey(key));
-        return bytes === null ? null : (JSON.parse(bytes.toString('utf8')) as AbstractCacheEntry);
+        const flat = flatKey(key);
+        const bytes = await blobs.get(flat);
+        if (bytes === null) return null;
+        const entry = readEntry(bytes);
+        if (entry === null) {
+          log?.debug({ namespace: blobs.namespace, key: flat, bytes: bytes.length }, 'redisconn blob cache: stored value is not an abstract-cache entry; treating it as a miss');
+        }
+        return entry;
       }, callback);
     },
     set(key: AbstractCacheKey, value: unknown, ttlMs: number, callback?: Callback<void>) {

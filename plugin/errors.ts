@@ -9,7 +9,7 @@ import { ConnClosedError, PoolClosedError, PoolExhaustedError, ProtocolError, Re
 export const ErrNotConfigured = createError('FST_REDIS_NOT_CONFIGURED', 'Redis connection pool is not configured', 503);
 
 /** A plugin option is invalid; the message names the option. Fails `app.ready()`. */
-export const ErrBadOption = createError<[string]>('FST_REDIS_BAD_OPTION', 'redisconn: %s', 500);
+export const ErrBadOption = createError<[string, { cause: unknown }?]>('FST_REDIS_BAD_OPTION', 'redisconn: %s', 500);
 
 /** `connectOnStart: true` and Redis did not answer PING. Fails `app.ready()`. */
 export const ErrUnreachable = createError<[string, string, { cause: unknown }?]>('FST_REDIS_UNREACHABLE', 'redisconn: Redis at %s is unreachable: %s', 503);

@@ -6,9 +6,9 @@
  * This module is the package's main entry: the plugin is its default export,
  * and the whole client is re-exported beside it.
  */
-import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { newPool, type Conn, type GetOptions, type Pool } from '../src/index.js';
+import { newPool, redactURL, type Conn, type GetOptions, type Pool } from '../src/index.js';
 import { registerAdminRoutes, registerHealthRoute } from './admin.js';
 import { BlobCache, DEFAULT_BLOB_PREFIX, DEFAULT_MAX_VALUE_BYTES, toAbstractCache, type AbstractCache } from './blobcache.js';
 import { ErrAlreadyRegistered, ErrNotConfigured, ErrUnreachable, withHttpStatus } from './errors.js';
@@ -32,8 +32,9 @@ export interface AppRedis {
 export interface RequestRedis {
   /**
    * Borrows a connection for this request. Close it when done (`await using`);
-   * one still open when the response is sent or the client aborts is closed
-   * for you, with a warning. Rejects ErrNotConfigured when unconfigured; other
+   * one still open once the handler is done (the response sent, or produced
+   * after the client went away) is closed for you, with a warning. It is never
+   * taken from the handler while the handler may still be using it. Rejects ErrNotConfigured when unconfigured; other
    * errors carry an HTTP `statusCode` (503 unavailable, 500 error reply).
    */
   get(options?: GetOptions): Promise<Conn>;
@@ -95,6 +96,8 @@ function borrow(state: PluginState, options: GetOptions | undefined): Promise<Co
 
 class RequestRedisImpl implements RequestRedis {
   readonly conns: RequestConn[] = [];
+  /** The response was handed to Fastify (onSend ran) while the client was still there. */
+  responded = false;
 
   constructor(private readonly state: PluginState) {}
 
@@ -106,7 +109,10 @@ class RequestRedisImpl implements RequestRedis {
 }
 
 class AppRedisImpl implements AppRedis {
-  constructor(private readonly state: PluginState) {}
+  constructor(
+    private readonly state: PluginState,
+    private readonly log: FastifyBaseLogger,
+  ) {}
 
   get pool(): Pool | null {
     return this.state.pool;
@@ -124,7 +130,7 @@ class AppRedisImpl implements AppRedis {
 
   abstractCache(namespace: string): AbstractCache | null {
     const blobs = this.blobCache(namespace);
-    return blobs === null ? null : toAbstractCache(blobs);
+    return blobs === null ? null : toAbstractCache(blobs, this.log);
   }
 }
 
@@ -132,7 +138,7 @@ class AppRedisImpl implements AppRedis {
 function install(app: FastifyInstance, state: PluginState): void {
   if (app.hasDecorator('redis') || app.hasRequestDecorator('redis')) throw new ErrAlreadyRegistered();
   (app as StatefulApp)[kState] = state;
-  app.decorate('redis', new AppRedisImpl(state));
+  app.decorate('redis', new AppRedisImpl(state, app.log));
   app.decorateRequest(kRequestRedis, null);
   app.decorateRequest('redis', {
     getter(this: FastifyRequest): RequestRedis {
@@ -140,12 +146,44 @@ function install(app: FastifyInstance, state: PluginState): void {
       return (tracked[kRequestRedis] ??= new RequestRedisImpl(state));
     },
   });
-  const release = async (request: FastifyRequest): Promise<void> => {
-    const tracked = (request as TrackedRequest)[kRequestRedis];
-    if (tracked) await releaseForgotten(request, tracked.conns);
-  };
-  app.addHook('onResponse', release);
-  app.addHook('onRequestAbort', release);
+  app.addHook('onResponse', releaseOnResponse);
+  app.addHook('onSend', releaseOnSendIfAborted);
+  app.addHook('onRequestAbort', releaseOnAbortIfResponded);
+}
+
+/*
+ * Forgotten request connections are released only once the handler is done
+ * with them, never while it may still be awaiting a reply (that would hand a
+ * busy socket to the next request, and warn about a handler that closes in
+ * `finally`). "Done" is: the response finished (onResponse); or, for a
+ * client that went away, the handler produced its response (onSend), plus
+ * one macrotask turn for the handler's own `finally` to run. The hooks are
+ * callback-style and return at once for requests that borrowed nothing.
+ */
+
+function releaseOnResponse(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  const tracked = (request as TrackedRequest)[kRequestRedis];
+  if (tracked) void releaseForgotten(request, tracked.conns);
+  done();
+}
+
+function releaseOnSendIfAborted(request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void {
+  const tracked = (request as TrackedRequest)[kRequestRedis];
+  if (tracked) {
+    if (request.raw.aborted || reply.raw.destroyed) setImmediate(releaseLater, request, tracked);
+    else tracked.responded = true;
+  }
+  done(null, payload);
+}
+
+function releaseOnAbortIfResponded(request: FastifyRequest, done: () => void): void {
+  const tracked = (request as TrackedRequest)[kRequestRedis];
+  if (tracked?.responded) setImmediate(releaseLater, request, tracked);
+  done();
+}
+
+function releaseLater(request: FastifyRequest, tracked: RequestRedisImpl): void {
+  void releaseForgotten(request, tracked.conns);
 }
 
 const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, options) => {
@@ -212,7 +250,7 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
     } catch (err) {
       metrics?.close();
       if (ownsPool) await pool.close();
-      throw new ErrUnreachable(addr, (err as Error).message, { cause: err });
+      throw new ErrUnreachable(redactURL(addr), (err as Error).message, { cause: err });
     }
   }
 };

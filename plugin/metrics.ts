@@ -9,7 +9,7 @@
  * apart by the `pool` label.
  */
 import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-client';
-import type { PoolStats } from '../src/index.js';
+import { checkTimeoutMs, type PoolStats } from '../src/index.js';
 import { ErrBadOption } from './errors.js';
 
 /** Something with stats: a Pool. */
@@ -138,7 +138,7 @@ export function registerPoolMetrics(pool: string, source: StatsSource, registry:
   }
   metrics.sources.set(pool, source);
   const shared = metrics;
-  const timer = intervalMs === undefined ? null : setInterval(() => shared.refresh(), intervalMs);
+  const timer = intervalMs === undefined ? null : setInterval(() => shared.refresh(), checkTimeoutMs('metrics intervalMs', intervalMs, true));
   timer?.unref();
   let closed = false;
   return {

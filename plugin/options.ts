@@ -3,9 +3,10 @@
  * (`--redis-addr`, `--redis-db`, `REDIS_ADDR`, `REDIS_DB`; flags win), and
  * their validation. Every error names the option, flag or variable at fault.
  */
+import type { FastifyError } from '@fastify/error';
 import type { FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
-import { parseAddress, parseURL, type Conn, type DialOptions, type Pool } from '../src/index.js';
+import { checkTimeoutMs, parseAddress, parseURL, redactURL, type Conn, type DialOptions, type Pool } from '../src/index.js';
 import { ErrBadOption } from './errors.js';
 
 /** Blob cache settings. */
@@ -22,7 +23,7 @@ export interface MetricsOptions {
   registry?: Registry;
   /** Serve the registry at this route (e.g. `/metrics`). Default: no route. */
   route?: string;
-  /** Also refresh the gauges every `intervalMs` (push-style exporters). Default: scrape time only. */
+  /** Also refresh the gauges every `intervalMs` (positive, at most 2^31 − 1 ms; push-style exporters). Default: scrape time only. */
   intervalMs?: number;
 }
 
@@ -38,7 +39,7 @@ export interface AdminOptions {
 export interface HealthOptions {
   /** Route. Default `/healthz/redis`. */
   route?: string;
-  /** PING deadline. Default 1 000 ms. */
+  /** PING deadline (positive, at most 2^31 − 1 ms). Default 1 000 ms. */
   timeoutMs?: number;
 }
 
@@ -60,6 +61,8 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal'> {
   wait?: boolean;
   /** Pool: connections older than this are closed. Default 0 (no limit). */
   maxConnLifetimeMs?: number;
+  /** Pool: deadline for resetting a returned connection (DISCARD, UNSUBSCRIBE...); 0 = none. Default 5 000 ms. */
+  resetTimeoutMs?: number;
   /** Pool: check run on an idle connection before lending it. Default: PING when idle > 1 min. */
   testOnBorrow?: (conn: Conn, lastUsedMs: number) => void | Promise<void>;
   /** Bound on `get()` (waiting for a slot plus dialing). Default 5 000 ms. */
@@ -125,59 +128,184 @@ export function parseDb(text: string, source: string): number {
   return Number(text.trim());
 }
 
-/**
- * Reads `--redis-addr` / `--redis-db` from `argv` and `REDIS_ADDR` /
- * `REDIS_DB` from `env`; flags win over variables. A bad db throws an error
- * naming the flag or variable.
- */
-export function optionsFromFlags(argv: readonly string[] = process.argv, env: Readonly<Record<string, string | undefined>> = process.env): FlagOptions {
-  const out: FlagOptions = {};
-  const addr = flagValue(argv, '--redis-addr') ?? env.REDIS_ADDR;
-  if (addr !== undefined) out.addr = addr;
+/** What flags and environment say, with where the addr came from. */
+interface FlagsRead {
+  addr?: { value: string; source: '--redis-addr' | 'REDIS_ADDR' };
+  db?: number;
+}
+
+function readFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): FlagsRead {
+  const out: FlagsRead = {};
+  const flagAddr = flagValue(argv, '--redis-addr');
+  if (flagAddr !== undefined) out.addr = { value: flagAddr, source: '--redis-addr' };
+  else if (env.REDIS_ADDR !== undefined) out.addr = { value: env.REDIS_ADDR, source: 'REDIS_ADDR' };
   const flagDb = flagValue(argv, '--redis-db');
   if (flagDb !== undefined) out.db = parseDb(flagDb, '--redis-db');
   else if (env.REDIS_DB !== undefined && env.REDIS_DB !== '') out.db = parseDb(env.REDIS_DB, 'REDIS_DB');
   return out;
 }
 
-const KNOWN_OPTIONS = new Set<string>([
-  'addr', 'db', 'name', 'maxIdle', 'maxActive', 'idleTimeoutMs', 'wait', 'maxConnLifetimeMs', 'testOnBorrow',
-  'getTimeoutMs', 'closeTimeoutMs', 'lazyConnections', 'connectOnStart', 'blobCache', 'metrics', 'admin', 'health', 'argv', 'env', 'pool',
-  'username', 'password', 'clientName', 'tls', 'connectTimeoutMs', 'readTimeoutMs', 'writeTimeoutMs',
-  'keepAliveMs', 'protocol', 'decodeStrings',
-]);
-const NON_NEGATIVE = ['db', 'maxIdle', 'maxActive', 'idleTimeoutMs', 'maxConnLifetimeMs', 'getTimeoutMs', 'closeTimeoutMs', 'connectTimeoutMs', 'readTimeoutMs', 'writeTimeoutMs', 'keepAliveMs'] as const;
+/**
+ * Reads `--redis-addr` / `--redis-db` from `argv` and `REDIS_ADDR` /
+ * `REDIS_DB` from `env`; flags win over variables. A bad db throws an error
+ * naming the flag or variable.
+ */
+export function optionsFromFlags(argv: readonly string[] = process.argv, env: Readonly<Record<string, string | undefined>> = process.env): FlagOptions {
+  const read = readFlags(argv, env);
+  const out: FlagOptions = {};
+  if (read.addr !== undefined) out.addr = read.addr.value;
+  if (read.db !== undefined) out.db = read.db;
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Validation: one table, one entry per option (nested ones under their parent).
+
+/** Checks one option's value (never undefined); throws ErrBadOption naming `name`. */
+type Check = (value: unknown, name: string) => void;
+
+/**
+ * A value for a message. Strings are never echoed (an option may be a
+ * password or carry one); numbers and the like are.
+ */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object' || typeof value === 'function') return `a ${typeof value}`;
+  return String(value);
+}
+
+function bad(name: string, what: string, value: unknown): FastifyError {
+  return new ErrBadOption(`option ${name} must be ${what}, got ${shown(value)}`);
+}
+
+const isBoolean: Check = (value, name) => {
+  if (typeof value !== 'boolean') throw bad(name, 'a boolean', value);
+};
+const isFunction: Check = (value, name) => {
+  if (typeof value !== 'function') throw bad(name, 'a function', value);
+};
+const isString: Check = (value, name) => {
+  if (typeof value !== 'string') throw bad(name, 'a string', value);
+};
+const isNonEmptyString: Check = (value, name) => {
+  if (typeof value !== 'string' || value === '') throw bad(name, 'a non-empty string', value);
+};
+const isObject: Check = (value, name) => {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(name, 'an object', value);
+};
+
+function integer(min: 0 | 1): Check {
+  const what = min === 0 ? 'a non-negative integer' : 'a positive integer';
+  return (value, name) => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) throw bad(name, what, value);
+  };
+}
+
+/**
+ * A timeout in ms by the package's one rule (`checkTimeoutMs`: 0..2^31 − 1,
+ * larger would overflow Node's timers); `positive` refuses 0, `whole` refuses
+ * fractions (the pool's own options are whole ms).
+ */
+function timeoutMs(opts: { positive?: boolean; whole?: boolean } = {}): Check {
+  return (value, name) => {
+    try {
+      checkTimeoutMs(`option ${name}`, value, opts.positive === true);
+    } catch (err) {
+      throw new ErrBadOption((err as Error).message.replace(/^redisconn: /, ''), { cause: err });
+    }
+    if (opts.whole === true && !Number.isInteger(value)) throw bad(name, 'a whole number of ms', value);
+  };
+}
+
+function oneOf(...allowed: unknown[]): Check {
+  return (value, name) => {
+    if (!allowed.includes(value)) throw bad(name, allowed.map(String).join(' or '), value);
+  };
+}
+
+/**
+ * An object whose listed properties are checked (named `<name>.<key>`);
+ * `orBoolean` also accepts true/false, `orFalse` false alone.
+ */
+function shape(fields: Record<string, Check>, accept: { orBoolean?: boolean; orFalse?: boolean } = {}): Check {
+  return (value, name) => {
+    if (accept.orBoolean === true && typeof value === 'boolean') return;
+    if (accept.orFalse === true && value === false) return;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw bad(name, accept.orBoolean === true ? 'a boolean or an object' : accept.orFalse === true ? 'false or an object' : 'an object', value);
+    }
+    for (const [key, check] of Object.entries(fields)) {
+      const field = (value as Record<string, unknown>)[key];
+      if (field !== undefined) check(field, `${name}.${key}`);
+    }
+  };
+}
+
+const isStringArray: Check = (value, name) => {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) throw bad(name, 'an array of strings', value);
+};
+
+/**
+ * Every option `register` knows, and its check; an option not here is
+ * refused as unknown. `satisfies` keeps it in step with RedisconnOptions:
+ * an option added there and not here fails to compile.
+ */
+const OPTIONS = {
+  addr: isString, // parsed, with its source named, by resolveTarget
+  db: integer(0),
+  name: isNonEmptyString,
+  // Pool.
+  maxIdle: integer(0),
+  maxActive: integer(0),
+  idleTimeoutMs: timeoutMs({ whole: true }),
+  wait: isBoolean,
+  maxConnLifetimeMs: integer(0),
+  resetTimeoutMs: timeoutMs({ whole: true }),
+  testOnBorrow: isFunction,
+  getTimeoutMs: timeoutMs(),
+  lazyConnections: isBoolean,
+  closeTimeoutMs: timeoutMs(),
+  connectOnStart: isBoolean,
+  pool: (value, name) => {
+    if (typeof (value as { get?: unknown } | null)?.get !== 'function') throw bad(name, 'a Pool', value);
+  },
+  // Dial.
+  username: isString,
+  password: isString,
+  clientName: isString,
+  tls: (value, name) => {
+    if (typeof value !== 'boolean') isObject(value, name);
+  },
+  connectTimeoutMs: timeoutMs({ positive: true }),
+  readTimeoutMs: timeoutMs(),
+  writeTimeoutMs: timeoutMs(),
+  keepAliveMs: timeoutMs(),
+  protocol: oneOf(2, 3),
+  decodeStrings: isBoolean,
+  maxReplyBytes: integer(1),
+  // Plugin features.
+  blobCache: shape({ prefix: isNonEmptyString, maxValueBytes: integer(1) }, { orFalse: true }),
+  metrics: shape({ registry: isObject, route: isNonEmptyString, intervalMs: timeoutMs({ positive: true }) }, { orFalse: true }),
+  admin: shape({ authorize: isFunction, prefix: isString }),
+  health: shape({ route: isNonEmptyString, timeoutMs: timeoutMs({ positive: true }) }, { orBoolean: true }),
+  // Where flags and environment are read from.
+  argv: isStringArray,
+  env: isObject,
+} satisfies Record<keyof RedisconnOptions, Check>;
+
+const KNOWN_OPTIONS: ReadonlyMap<string, Check> = new Map(Object.entries(OPTIONS));
 
 /** Throws ErrBadOption naming the first unknown or invalid option. */
 export function validateOptions(options: RedisconnOptions): void {
-  for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) throw new ErrBadOption(`unknown option ${JSON.stringify(key)}`);
+  for (const [key, value] of Object.entries(options)) {
+    const check = KNOWN_OPTIONS.get(key);
+    if (check === undefined) throw new ErrBadOption(`unknown option ${JSON.stringify(key)}`);
+    if (value !== undefined) check(value, key);
   }
-  for (const key of NON_NEGATIVE) {
-    const value = options[key];
-    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (key === 'db' || key.startsWith('max') ? !Number.isInteger(value) : false))) {
-      throw new ErrBadOption(`option ${key} must be a non-negative ${key === 'db' || key.startsWith('max') ? 'integer' : 'number'}, got ${String(value)}`);
-    }
-  }
-  for (const key of ['wait', 'connectOnStart', 'lazyConnections', 'decodeStrings'] as const) {
-    const value = options[key];
-    if (value !== undefined && typeof value !== 'boolean') throw new ErrBadOption(`option ${key} must be a boolean, got ${typeof value}`);
-  }
-  if (options.addr !== undefined && typeof options.addr !== 'string') throw new ErrBadOption(`option addr must be a string, got ${typeof options.addr}`);
-  if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) throw new ErrBadOption('option name must be a non-empty string');
-  if (options.protocol !== undefined && options.protocol !== 2 && options.protocol !== 3) throw new ErrBadOption(`option protocol must be 2 or 3, got ${String(options.protocol)}`);
-  const authorize = options.admin?.authorize;
-  if (authorize !== undefined && typeof authorize !== 'function') throw new ErrBadOption('option admin.authorize must be a function');
   if (options.decodeStrings === true && options.blobCache !== false) {
     throw new ErrBadOption('option decodeStrings: true would turn binary blob cache values into text; set blobCache: false to use it');
-  }
-  const metrics = options.metrics;
-  if (metrics && metrics.intervalMs !== undefined && !(Number.isFinite(metrics.intervalMs) && metrics.intervalMs > 0)) {
-    throw new ErrBadOption(`option metrics.intervalMs must be a positive number, got ${String(metrics.intervalMs)}`);
-  }
-  const blob = options.blobCache;
-  if (blob && blob.maxValueBytes !== undefined && !(Number.isInteger(blob.maxValueBytes) && blob.maxValueBytes > 0)) {
-    throw new ErrBadOption(`option blobCache.maxValueBytes must be a positive integer, got ${String(blob.maxValueBytes)}`);
   }
 }
 
@@ -191,23 +319,43 @@ export interface ResolvedTarget {
 }
 
 /**
- * Resolves addr and db: explicit options win, else flags/env. A URL addr
- * contributes its credentials, TLS and db. Throws ErrBadOption naming the
- * source of a bad addr or db.
+ * Checks an addr; returns the dial options a URL implies. The error names
+ * `source` (`option addr`, `--redis-addr` or `REDIS_ADDR`) and shows the
+ * addr through `redactURL`: no part of a user name or password, ever.
  */
-export function resolveTarget(options: RedisconnOptions): ResolvedTarget {
-  const fromFlags = options.addr === undefined || options.db === undefined ? optionsFromFlags(options.argv, options.env) : {};
-  const addr = (options.addr ?? fromFlags.addr ?? '').trim();
-  const addrSource = options.addr !== undefined ? 'option addr' : '--redis-addr / REDIS_ADDR';
-  let urlOptions: DialOptions = {};
-  if (addr !== '') {
+function checkAddr(addr: string, source: string): DialOptions {
+  const fail = (why: string): FastifyError => new ErrBadOption(`${source} is invalid: ${why.replace(/^redisconn: /, '')}`);
+  if (addr.includes('://')) {
     try {
-      if (addr.includes('://')) urlOptions = parseURL(addr).options;
-      else parseAddress(addr);
+      return parseURL(addr).options;
     } catch (err) {
-      throw new ErrBadOption(`${addrSource} ${JSON.stringify(addr.replace(/\/\/[^@/]*@/, '//***@'))} is invalid: ${(err as Error).message}`);
+      // parseURL's messages show the URL redacted; no cause, so nothing else rides along.
+      throw fail((err as Error).message);
     }
   }
+  // An "@" outside a URL is a password meant for a URL (or a typo): no host
+  // holds one, and parseAddress would quote it back in full.
+  if (addr.includes('@') && !addr.startsWith('/')) {
+    throw fail(`${JSON.stringify(redactURL(addr))}: a user name or password needs a URL, e.g. redis://user:password@host:6379`);
+  }
+  try {
+    parseAddress(addr);
+  } catch (err) {
+    throw fail((err as Error).message);
+  }
+  return {};
+}
+
+/**
+ * Resolves addr and db: explicit options win, else flags/env. A URL addr
+ * contributes its credentials, TLS and db. Throws ErrBadOption naming the
+ * source of a bad addr or db (the option, the flag or the variable).
+ */
+export function resolveTarget(options: RedisconnOptions): ResolvedTarget {
+  const fromFlags = options.addr === undefined || options.db === undefined ? readFlags(options.argv ?? process.argv, options.env ?? process.env) : {};
+  const given = options.addr !== undefined ? { value: options.addr, source: 'option addr' } : fromFlags.addr;
+  const addr = (given?.value ?? '').trim();
+  const urlOptions = addr === '' ? {} : checkAddr(addr, given?.source ?? 'option addr');
   const db = options.db ?? fromFlags.db ?? urlOptions.db ?? 0;
   return { addr, db, urlOptions };
 }

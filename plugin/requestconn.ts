@@ -1,7 +1,8 @@
 /**
  * Connections borrowed through a request. Each is tracked on its request so
  * one the handler forgot to close is released (with a warning naming the
- * route) when the response is sent or the client goes away. Their errors get
+ * route) once the handler is done: when the response is sent, or when the
+ * client went away and the handler has produced its response. Their errors get
  * an HTTP `statusCode`, so an uncaught one answers 503/500 sensibly.
  */
 import type { FastifyRequest } from 'fastify';

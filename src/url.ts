@@ -15,14 +15,32 @@ export interface ParsedURL {
 const TLS_SCHEMES = new Set(['rediss:', 'valkeys:']);
 const PLAIN_SCHEMES = new Set(['redis:', 'valkey:']);
 
+const KNOWN_SCHEME = /^(?:rediss?|valkeys?|unix):/i;
+
 /**
- * The error for a bad URL. Never echoes a password: everything between the
- * scheme and the last `@` is masked, whatever the URL's form (`redis://:pw@h`,
- * opaque `redis:user:pw@h`, no scheme at all, or a `/` inside the password).
+ * `text` (a Redis URL or address, as given) with any user name and password
+ * replaced by `***`, for error messages and logs. Everything between `://`
+ * and the last `@` goes, even where that over-masks (an `@` in a path or
+ * query): a password may hold `/`, `?`, `#`, `:` or `@` unencoded, and no
+ * part of it may show. Without `://` (an opaque `redis:user:pw@h`, or
+ * `pw@host`), everything before the last `@` but a known scheme goes.
+ * Text without `@` is returned as it is.
+ */
+export function redactURL(text: string): string {
+  const lastAt = text.lastIndexOf('@');
+  if (lastAt < 0) return text;
+  const slashes = text.indexOf('://');
+  const start = slashes >= 0 && text.indexOf('@') > slashes ? slashes + 3 : (KNOWN_SCHEME.exec(text)?.[0].length ?? 0);
+  return `${text.slice(0, start)}***${text.slice(lastAt)}`;
+}
+
+/**
+ * The error for a bad URL. Never echoes any part of a user name or password:
+ * the URL is shown through {@link redactURL}, and `why` only ever quotes
+ * parts after the userinfo (checked first: no `@` may follow the host).
  */
 function badURL(url: string, why: string): TypeError {
-  const shown = url.replace(/^((?:[^:/?#@]*:)?(?:\/\/)?)[^]*@/, '$1***@');
-  return new TypeError(`redisconn: bad Redis URL ${JSON.stringify(shown)}: ${why}`);
+  return new TypeError(`redisconn: bad Redis URL ${JSON.stringify(redactURL(url))}: ${why}`);
 }
 
 /** decodeURIComponent, with malformed escapes reported as a bad URL. */
@@ -55,6 +73,16 @@ function parseUserInfo(raw: string, url: string): Pick<DialOptions, 'username' |
   return out;
 }
 
+/** The port of `host[:port]` / `[v6][:port]`, when present, must be 1..65535. */
+function checkPort(hostPort: string, url: string): void {
+  const match = /^(?:\[[^\]]*\]|[^:[\]]*):(.*)$/.exec(hostPort);
+  const portText = match?.[1];
+  if (portText === undefined || portText === '') return;
+  if (!/^\d+$/.test(portText)) throw badURL(url, `port ${JSON.stringify(portText)} is not a number`);
+  const port = Number(portText);
+  if (port < 1 || port > 65535) throw badURL(url, `port ${portText} out of range (1-65535)`);
+}
+
 /**
  * Parses a Redis URL without dialing. Throws `TypeError` naming the problem:
  * unknown scheme, opaque form (`redis:host`), missing host, bad port or db.
@@ -67,14 +95,30 @@ export function parseURL(url: string): ParsedURL {
     throw badURL(url, 'scheme must be redis://, rediss://, valkey://, valkeys:// or unix://');
   }
   if (!url.startsWith('//', schemeEnd + 1)) throw badURL(url, `expected ${scheme}// (an opaque URL has no host)`);
+  const afterSlashes = url.slice(schemeEnd + 3);
+  const authority = afterSlashes.split(/[/?#]/, 1)[0] ?? '';
+  const hostPort = authority.slice(authority.lastIndexOf('@') + 1);
+  if (scheme === 'unix:') {
+    // unix:///path: a "host" is a slip (unix://tmp/x.sock) or a password
+    // with an unencoded "/" in it; either way nothing to dial.
+    if (hostPort !== '') throw badURL(url, 'unix:// takes no host: write unix:///path/to/socket');
+  } else {
+    // The userinfo ends at the last "@" before the first "/", "?" or "#". An
+    // "@" after that means a user name or password with one of those
+    // characters unencoded: WHATWG URL would read part of it as the host,
+    // port or path (and errors would quote it), so refuse it whole.
+    if (url.includes('@', schemeEnd + 3 + authority.length)) {
+      throw badURL(url, 'an "@" after the host: percent-encode "/", "?", "#" and "@" in the user name and password (%2F, %3F, %23, %40)');
+    }
+    checkPort(hostPort, url);
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
+    // Not the parser's error: its message and `input` carry the raw URL.
     throw badURL(url, 'not a valid URL');
   }
-  const afterSlashes = url.slice(schemeEnd + 3);
-  const authority = afterSlashes.split(/[/?#]/, 1)[0] ?? '';
   const options: DialOptions = parseUserInfo(authority, url);
   const dbParam = parsed.searchParams.get('db');
 

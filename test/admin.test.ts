@@ -214,6 +214,36 @@ describe('health', () => {
     }
   });
 
+  it('latencyMs is rounded to 0.1 ms', async () => {
+    const app = await makeApp({ addr: server.addr, health: true });
+    for (let i = 0; i < 20; i++) {
+      const { latencyMs } = (await app.inject('/healthz/redis')).json() as { latencyMs: number };
+      expect(latencyMs).toBeGreaterThanOrEqual(0);
+      expect(String(latencyMs)).toMatch(/^\d+(\.\d)?$/);
+    }
+  });
+
+  it('a PING past the deadline is reported in whole ms, not raw floats', async () => {
+    const hung = await startRedisServer();
+    try {
+      const app = await makeApp({ addr: hung.addr, health: { route: '/hz', timeoutMs: 150 } });
+      // A connection already in the pool, so get() takes a fraction of a ms and PING gets the rest.
+      expect((await app.inject('/hz')).statusCode).toBe(200);
+      hung.pause();
+      try {
+        const res = await app.inject('/hz');
+        expect(res.statusCode).toBe(503);
+        const { error } = res.json() as { error: string };
+        expect(error).toMatch(/within \d+ ms/);
+        expect(error).not.toMatch(/within \d+\.\d/);
+      } finally {
+        hung.resume();
+      }
+    } finally {
+      await hung.stop();
+    }
+  });
+
   it('a killed server → 503 promptly', async () => {
     const doomed = await startRedisServer();
     try {

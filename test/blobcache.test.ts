@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import redisconn, { BlobCache, toAbstractCache, type Conn, type RedisconnOptions } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, sleep, text, useApps, useServerWithConn } from './helpers.js';
+import { guardProcessErrors, memoryLogger, rejection, sleep, text, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -206,6 +206,55 @@ describe('abstract-cache adapter', () => {
     const cbError = await new Promise<Error | null>((resolve) => cache.set('k', 'v', -5, (err) => resolve(err)));
     expect(cbError).toBeInstanceOf(RangeError);
     expect(await keys()).toEqual([]);
+  });
+
+  it('a stored value that is not an entry (not JSON, or not { item, stored, ttl }) is a miss, logged at debug', async () => {
+    const lines: LogLine[] = [];
+    const app = Fastify({ logger: { ...(memoryLogger(lines) as object), level: 'debug' } });
+    apps.push(app);
+    await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false });
+    const adapter = toAbstractCache(app.redis.blobCache('garbage') as BlobCache, app.log);
+    const garbage: [string, string | Buffer][] = [
+      ['not-json', '{"item": 1, "stored": 17'],
+      ['binary', Buffer.from([0xff, 0x00, 0xfe])],
+      ['a-number', '42'],
+      ['no-item', '{"stored": 1, "ttl": 0}'],
+      ['bad-stored', '{"item": 1, "stored": "yesterday", "ttl": 0}'],
+      ['json-null', 'null'],
+    ];
+    for (const [key, value] of garbage) await raw.do('SET', `redisconn.blobcache.garbage:${key}`, value);
+    for (const [key] of garbage) {
+      expect(await adapter.get(key)).toBeNull();
+      const viaCallback = await new Promise<unknown>((resolve, reject) => adapter.get(key, (err, entry) => (err ? reject(err) : resolve(entry))));
+      expect(viaCallback).toBeNull();
+    }
+    const debug = lines.filter((line) => line.level === 20 && line.msg.includes('not an abstract-cache entry'));
+    expect(debug.map((line) => line.key)).toEqual(['not-json', 'not-json', 'binary', 'binary', 'a-number', 'a-number', 'no-item', 'no-item', 'bad-stored', 'bad-stored', 'json-null', 'json-null']);
+    expect(debug[0]).toMatchObject({ namespace: 'garbage', bytes: 24 });
+    expect(JSON.stringify(debug)).not.toContain('"stored": 17');
+    // Nothing is rewritten on a read; the next set replaces the bad value.
+    expect(text(await raw.do('GET', 'redisconn.blobcache.garbage:not-json'))).toBe('{"item": 1, "stored": 17');
+    await adapter.set('not-json', { ok: true }, 0);
+    expect((await adapter.get('not-json'))?.item).toEqual({ ok: true });
+    // Without a logger: a miss all the same.
+    expect(await toAbstractCache(app.redis.blobCache('garbage') as BlobCache).get('binary')).toBeNull();
+  });
+
+  it('@fastify/caching treats a garbage entry as a miss: 200, not 500', async () => {
+    const app = Fastify({ logger: false });
+    apps.push(app);
+    await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false });
+    const cache = app.redis.abstractCache('http');
+    if (cache === null) throw new Error('null adapter');
+    await app.register(caching, { cache });
+    app.get('/doc', async (_request, reply) => {
+      reply.etag('v1');
+      return { doc: 1 };
+    });
+    await raw.do('SET', 'redisconn.blobcache.http:fastify-caching:v1', 'garbage{');
+    const res = await app.inject({ url: '/doc', headers: { 'if-none-match': 'v1' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ doc: 1 });
   });
 
   it('toAbstractCache wraps any BlobCache', async () => {

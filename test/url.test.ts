@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Conn } from '../src/conn.js';
 import type { Endpoint, DialOptions } from '../src/dial.js';
 import { RedisError } from '../src/errors.js';
-import { dialURL, parseURL } from '../src/url.js';
+import { dialURL, parseURL, redactURL } from '../src/url.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
 import { clientInfo, guardProcessErrors, rejection, text, thrownBy } from './helpers.js';
 
@@ -64,8 +64,13 @@ describe('parseURL', () => {
     ['redis://h?db=x', /database/],
     ['redis://', /host/],
     ['redis:///0', /host/],
-    ['redis://h:0', /address/],
-    ['redis://h:70000', /./],
+    ['redis://h:0', /port 0 out of range/],
+    ['redis://h:70000', /port 70000 out of range/],
+    ['redis://[::1]:99999', /port 99999 out of range/],
+    ['redis://h:99999999999999999999', /port 99999999999999999999 out of range/],
+    ['redis://h:x1', /port "x1" is not a number/],
+    ['redis://h/0?note=a@b', /"@" after the host/],
+    ['unix://tmp/x.sock', /takes no host/],
     ['unix://', /socket path/],
     ['localhost:6379', /scheme/],
     ['', /scheme/],
@@ -102,8 +107,94 @@ describe('parseURL', () => {
     expect(String((caught as Error).stack)).not.toContain(secret);
   });
 
+  // Passwords with "/", "@", ":" and percent-encoded characters, raw (a
+  // mangled URL) and encoded, in URLs that fail for one reason or another.
+  const PASSWORDS = ['WRONG-s3cr3t-pw/x', 'Kq7@Zv9:Wm', 'Jx4:Rt8:Pn', 'Hb3%40Yc6%2FTd', 'Fg5?Nh2#Lk'];
+  const mangled = PASSWORDS.flatMap((pw) => {
+    const enc = encodeURIComponent(pw);
+    return [
+      `redis://app:${pw}@host:99999`,
+      `redis://:${pw}@host:6379/x`,
+      `redis://${pw}@host?db=nope`,
+      `redis://app:${pw}@/0`,
+      `rediss://app:${pw}@host:0`,
+      `valkey://${pw}@[::1`,
+      `redis://app:${enc}@host:99999`,
+      `redis://app:${enc}@host/1/2`,
+      `redis://:${enc}@/3`,
+      `redis://:${enc}%zz@host`,
+      `unix://app:${pw}@/tmp/x.sock`,
+      `unix://:${enc}@h/tmp/x.sock`,
+      `redis:app:${pw}@host`,
+      `http://app:${pw}@host`,
+    ];
+  });
+
+  it.each(mangled)('no 4-character piece of the password shows in the error for %s', (url) => {
+    const caught = thrownBy(() => parseURL(url)) as Error;
+    expect(caught).toBeInstanceOf(TypeError);
+    expect(caught.cause).toBeUndefined();
+    expectNoSecret(errorTexts(caught), PASSWORDS);
+  });
+
+  it('mangled userinfo: the examples of the leak report', () => {
+    // Valid: the userinfo runs to the last "@" before the host.
+    expect(parseURL('redis://user:pa:ss@host').options).toEqual({ username: 'user', password: 'pa:ss' });
+    expect(parseURL('redis://:p@ss@host:6379')).toEqual({ endpoint: { host: 'host', port: 6379 }, options: { password: 'p@ss' } });
+    // A "/" in the password: WHATWG URL would take "p%40ss" for a port.
+    const caught = thrownBy(() => parseURL('redis://u:p%40ss/x@host')) as Error;
+    expect(caught.message).toBe('redisconn: bad Redis URL "redis://***@host": an "@" after the host: percent-encode "/", "?", "#" and "@" in the user name and password (%2F, %3F, %23, %40)');
+    const reported = thrownBy(() => parseURL('redis://app:WRONG-s3cr3t-pw/x@host:6379')) as Error;
+    expect(reported.message).toContain('"redis://***@host:6379"');
+    expectNoSecret(errorTexts(reported), ['WRONG-s3cr3t-pw/x']);
+    // A "#" in the password: WHATWG URL reads "u:1234" as host:port, which a dial error would quote.
+    expect((thrownBy(() => parseURL('redis://u:1234#abcd@host')) as Error).message).not.toMatch(/1234|abcd/);
+  });
+
   it('a non-string URL is a TypeError', () => {
     expect(() => parseURL(42 as unknown as string)).toThrow(TypeError);
+  });
+});
+
+/** The texts an error can show: message, String(), stack, JSON, down its cause chain. */
+function errorTexts(err: unknown): string[] {
+  const out: string[] = [];
+  for (let at: unknown = err, depth = 0; at !== undefined && at !== null && depth < 10; depth++) {
+    const e = at as Error;
+    out.push(String(e), String(e.message), String(e.stack), JSON.stringify(e) ?? '');
+    at = e.cause;
+  }
+  return out;
+}
+
+/** Fails when any text holds a secret, its percent-encoding or any 4-character piece of either. */
+function expectNoSecret(texts: string[], secrets: string[]): void {
+  for (const secret of secrets) {
+    for (const form of new Set([secret, encodeURIComponent(secret), decodeURIComponent(secret)])) {
+      for (let i = 0; i + 4 <= form.length; i++) {
+        const piece = form.slice(i, i + 4);
+        for (const text of texts) expect(text, `${JSON.stringify(piece)} of the password shows`).not.toContain(piece);
+      }
+    }
+  }
+}
+
+describe('redactURL', () => {
+  it.each([
+    ['redis://app:WRONG-s3cr3t-pw/x@host:6379', 'redis://***@host:6379'],
+    ['redis://:p@ss@host:6379/2', 'redis://***@host:6379/2'],
+    ['redis://u:p%40ss/x@host', 'redis://***@host'],
+    ['rediss://user:pa:ss@host', 'rediss://***@host'],
+    ['redis://h:6379/0?x=a@b', 'redis://***@b'],
+    ['redis:user:pw@host', 'redis:***@host'],
+    ['pw@host:6379', '***@host:6379'],
+    ['u:pw@x://y@host', '***@host'],
+    ['redis://h:6379/0', 'redis://h:6379/0'],
+    ['127.0.0.1:6379', '127.0.0.1:6379'],
+    ['/tmp/redis.sock', '/tmp/redis.sock'],
+    ['', ''],
+  ])('%s → %s', (url, shown) => {
+    expect(redactURL(url)).toBe(shown);
   });
 });
 
@@ -171,6 +262,19 @@ describe('dialURL', () => {
     const info = await clientInfo(conn);
     expect(info.flags).toContain('U');
     expect(info.db).toBe('1');
+  });
+
+  it('dial errors of a URL with a password never show it: refused, wrong password, mangled', async () => {
+    const port = await freePort();
+    const pw = 'Kq7@Zv9:Wm/Xp';
+    const enc = encodeURIComponent(pw);
+    const refused = await rejection(dialURL(`redis://app:${enc}@127.0.0.1:${port}/1`));
+    expect((refused as Error).message).toMatch(/ECONNREFUSED/);
+    const wrong = await rejection(dialURL(`redis://default:${enc}@${server.addr}`));
+    expect(wrong).toBeInstanceOf(RedisError);
+    const mangled = await rejection(dialURL(`redis://app:${pw}@${server.addr}`));
+    expect(mangled).toBeInstanceOf(TypeError);
+    expectNoSecret([...errorTexts(refused), ...errorTexts(wrong), ...errorTexts(mangled)], [pw]);
   });
 
   it('a bad URL rejects TypeError and nothing is dialed', async () => {
