@@ -68,17 +68,17 @@ const MAX_AGGREGATE = 0x7fffffff;
 /** A bulk body at least this large that is still arriving is assembled in place. */
 const ASSEMBLE_THRESHOLD = 16 * 1024;
 /**
- * While a large body is collected, arriving pieces shorter than this are
- * copied into a staging buffer instead of referenced once FEW_PIECES are
- * held: a server sending a body a few bytes per segment must not make us hold
- * a Buffer (a few hundred bytes of bookkeeping) per few bytes. Network-sized
- * reads (one MSS and up), and the first few pieces of any size (a body
- * straddling two chunks), are referenced: each of their bytes is copied once.
+ * While a large body is collected, pieces shorter than SMALL_PIECE arriving
+ * once FEW_PIECES are held are copied into a staging buffer of STAGE_BYTES
+ * (capped at what the body still lacks) instead of referenced: a server
+ * sending a body a few bytes per segment must not make us hold a Buffer (a
+ * few hundred bytes of bookkeeping) per few bytes. Network-sized reads (one
+ * MSS and up) and the first pieces of any size (a body straddling a few
+ * chunks) are referenced, so each of their bytes is copied once.
  */
 const SMALL_PIECE = 1024;
 const FEW_PIECES = 64;
-/** Size of a staging buffer (capped at what the body still lacks). */
-const STAGE_BYTES = 16 * 1024;
+const STAGE_BYTES = 64 * 1024;
 /** `bulkLength` of a released decoder (see {@link Decoder.release}). */
 const RELEASED = -1;
 const DEFAULT_MAX_REPLY_BYTES = 512 * 1024 * 1024;
