@@ -56,7 +56,9 @@ const kRequestRedis = Symbol('redisconn.requestRedis');
 interface PluginState {
   pool: Pool | null;
   getTimeoutMs: number;
-  lazyConnections: boolean;
+  /** `{ timeoutMs: getTimeoutMs }`, made once. */
+  defaultGetOptions: GetOptions;
+  exclusiveConnections: boolean;
   blobPrefix: string;
   maxValueBytes: number;
   blobCacheEnabled: boolean;
@@ -86,12 +88,18 @@ async function closeWithin(app: FastifyInstance, pool: Pool, timeoutMs: number):
   }
 }
 
+/** The get options with the plugin's default timeout (no object made for the common `get()`). */
+function withTimeout(state: PluginState, options: GetOptions | undefined): GetOptions {
+  if (options === undefined) return state.defaultGetOptions;
+  return options.timeoutMs === undefined ? { ...options, timeoutMs: state.getTimeoutMs } : options;
+}
+
+/** A lease (the default) or, with `exclusiveConnections`, an exclusive borrow. */
 function borrow(state: PluginState, options: GetOptions | undefined): Promise<Conn> {
   const pool = state.pool;
   if (pool === null) return Promise.reject(new ErrNotConfigured());
-  const timeoutMs = options?.timeoutMs ?? state.getTimeoutMs;
-  if (state.lazyConnections) return Promise.resolve(pool.lease({ ...options, timeoutMs }));
-  return pool.get({ ...options, timeoutMs }).catch((err: unknown) => Promise.reject(withHttpStatus(err)));
+  if (!state.exclusiveConnections) return Promise.resolve(pool.lease(withTimeout(state, options)));
+  return pool.get(withTimeout(state, options));
 }
 
 class RequestRedisImpl implements RequestRedis {
@@ -101,10 +109,17 @@ class RequestRedisImpl implements RequestRedis {
 
   constructor(private readonly state: PluginState) {}
 
-  async get(options?: GetOptions): Promise<Conn> {
-    const conn = new RequestConn(await borrow(this.state, options));
-    this.conns.push(conn);
-    return conn;
+  get(options?: GetOptions): Promise<Conn> {
+    const { pool, exclusiveConnections } = this.state;
+    if (pool === null) return Promise.reject(new ErrNotConfigured());
+    if (!exclusiveConnections) return Promise.resolve(this.track(pool.lease(withTimeout(this.state, options))));
+    return pool.get(withTimeout(this.state, options)).then((conn) => this.track(conn));
+  }
+
+  private track(conn: Conn): RequestConn {
+    const tracked = new RequestConn(conn);
+    this.conns.push(tracked);
+    return tracked;
   }
 }
 
@@ -146,6 +161,7 @@ function install(app: FastifyInstance, state: PluginState): void {
       return (tracked[kRequestRedis] ??= new RequestRedisImpl(state));
     },
   });
+  app.addHook('onError', giveHttpStatus);
   app.addHook('onResponse', releaseOnResponse);
   app.addHook('onSend', releaseOnSendIfAborted);
   app.addHook('onRequestAbort', releaseOnAbortIfResponded);
@@ -160,6 +176,16 @@ function install(app: FastifyInstance, state: PluginState): void {
  * one macrotask turn for the handler's own `finally` to run. The hooks are
  * callback-style and return at once for requests that borrowed nothing.
  */
+
+/**
+ * A client error a handler let through answers 503 (unavailable) or 500
+ * (error reply) with its stable `code`: its status is set here, once, where
+ * Fastify hands the error to its error handler, instead of on every call.
+ */
+function giveHttpStatus(_request: FastifyRequest, _reply: FastifyReply, error: Error, done: () => void): void {
+  withHttpStatus(error);
+  done();
+}
 
 function releaseOnResponse(request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
   const tracked = (request as TrackedRequest)[kRequestRedis];
@@ -195,7 +221,7 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   const ownsPool = pool === null && addr !== '';
   if (ownsPool) {
     const {
-      addr: _addr, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, lazyConnections: _lazy, connectOnStart: _connect, blobCache: _blob, metrics: _metrics,
+      addr: _addr, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, exclusiveConnections: _exclusive, connectOnStart: _connect, blobCache: _blob, metrics: _metrics,
       admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
     } = options;
     pool = newPool(addr, db, poolAndDial);
@@ -204,7 +230,8 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   const state: PluginState = {
     pool,
     getTimeoutMs: options.getTimeoutMs ?? DEFAULT_GET_TIMEOUT_MS,
-    lazyConnections: options.lazyConnections === true,
+    defaultGetOptions: { timeoutMs: options.getTimeoutMs ?? DEFAULT_GET_TIMEOUT_MS },
+    exclusiveConnections: options.exclusiveConnections === true,
     blobPrefix: blobOptions?.prefix ?? DEFAULT_BLOB_PREFIX,
     maxValueBytes: blobOptions?.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
     blobCacheEnabled: options.blobCache !== false,
@@ -304,7 +331,8 @@ export function usePool(app: FastifyInstance, pool: Pool): void {
   install(app, {
     pool,
     getTimeoutMs: DEFAULT_GET_TIMEOUT_MS,
-    lazyConnections: false,
+    defaultGetOptions: { timeoutMs: DEFAULT_GET_TIMEOUT_MS },
+    exclusiveConnections: false,
     blobPrefix: DEFAULT_BLOB_PREFIX,
     maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
     blobCacheEnabled: true,

@@ -1,12 +1,8 @@
 /**
  * Pool statistics as Prometheus metrics (LUCI's redis/pool/* metrics), read
- * from `pool.stats()` when the registry is scraped:
- * - `redis_pool_connections{pool,state="idle"|"in_use"}` gauge (sum = active)
- * - `redis_pool_wait_total{pool}` counter
- * - `redis_pool_wait_duration_seconds_total{pool}` counter
- * - `redis_pool_dials_total{pool,result="ok"|"error"}` counter
- * Several pools (several apps) share one set of metrics per registry, told
- * apart by the `pool` label.
+ * from `pool.stats()` when the registry is scraped. Every metric is one row
+ * of {@link POOL_METRICS}; several pools (several apps) share one set of
+ * metrics per registry, told apart by the `pool` label.
  */
 import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-client';
 import { checkTimeoutMs, type PoolStats } from '../src/index.js';
@@ -17,98 +13,107 @@ export interface StatsSource {
   stats(): PoolStats;
 }
 
-const METRIC_NAMES = ['redis_pool_connections', 'redis_pool_wait_total', 'redis_pool_wait_duration_seconds_total', 'redis_pool_dials_total'];
+/** One sample of a metric: its labels besides `pool`, and its value. */
+type Sample = [labels: Record<string, string>, value: number];
+
+/** A metric of the pool: how it is declared and how its samples come from the stats. */
+interface PoolMetricDescriptor {
+  name: string;
+  help: string;
+  /** A gauge is set; a counter is reset then raised to the pool's running total. */
+  kind: 'gauge' | 'counter';
+  /** Labels besides `pool`. */
+  labels: readonly string[];
+  samples(stats: PoolStats): Sample[];
+}
+
+/** The pool's metrics: the one place to add one. */
+const POOL_METRICS: readonly PoolMetricDescriptor[] = [
+  {
+    name: 'redis_pool_connections',
+    help: 'Connections of the Redis pool by state (idle, in_use); their sum is the open connections.',
+    kind: 'gauge',
+    labels: ['state'],
+    samples: (s) => [
+      [{ state: 'idle' }, s.idleCount],
+      [{ state: 'in_use' }, s.inUseCount],
+    ],
+  },
+  {
+    name: 'redis_pool_wait_total',
+    help: 'Times a caller waited for a Redis connection from the pool.',
+    kind: 'counter',
+    labels: [],
+    samples: (s) => [[{}, s.waitCount]],
+  },
+  {
+    name: 'redis_pool_wait_duration_seconds_total',
+    help: 'Total time callers waited for a Redis connection from the pool, in seconds.',
+    kind: 'counter',
+    labels: [],
+    samples: (s) => [[{}, s.waitDurationMs / 1000]],
+  },
+  {
+    name: 'redis_pool_dials_total',
+    help: 'Connections the Redis pool dialed, by result (ok, error).',
+    kind: 'counter',
+    labels: ['result'],
+    samples: (s) => [
+      [{ result: 'ok' }, s.dials - s.dialErrors],
+      [{ result: 'error' }, s.dialErrors],
+    ],
+  },
+  {
+    name: 'redis_pool_shared_commands_total',
+    help: 'Commands run on the pool\'s shared, auto-pipelined connection (pool.do, and leases before they move).',
+    kind: 'counter',
+    labels: [],
+    samples: (s) => [[{}, s.sharedCommands]],
+  },
+  {
+    name: 'redis_pool_lease_moves_total',
+    help: 'Leases that moved to an exclusive connection of the pool (MULTI, WATCH, blocking commands, subscriptions, per-call timeouts).',
+    kind: 'counter',
+    labels: [],
+    samples: (s) => [[{}, s.leaseMoves]],
+  },
+];
 
 /** The metrics of one registry and the pools reporting into it. */
 class PoolMetrics {
   readonly sources = new Map<string, StatsSource>();
-  private readonly connections: Gauge<'pool' | 'state'>;
-  private readonly waits: Counter<'pool'>;
-  private readonly waitSeconds: Counter<'pool'>;
-  private readonly dials: Counter<'pool' | 'result'>;
+  private readonly refreshers: (() => void)[] = [];
 
   constructor(private readonly registry: Registry) {
     // Each metric reads the stats itself at collect time, so any way of
     // scraping (whole registry or a single metric) sees current values.
-    const metrics = this;
-    const registers = [registry];
-    this.connections = new Gauge({
-      name: 'redis_pool_connections',
-      help: 'Connections of the Redis pool by state (idle, in_use); their sum is the open connections.',
-      labelNames: ['pool', 'state'],
-      registers,
-      collect() {
-        metrics.refreshConnections();
-      },
-    });
-    this.waits = new Counter({
-      name: 'redis_pool_wait_total',
-      help: 'Times a caller waited for a Redis connection from the pool.',
-      labelNames: ['pool'],
-      registers,
-      collect() {
-        metrics.refreshWaits();
-      },
-    });
-    this.waitSeconds = new Counter({
-      name: 'redis_pool_wait_duration_seconds_total',
-      help: 'Total time callers waited for a Redis connection from the pool, in seconds.',
-      labelNames: ['pool'],
-      registers,
-      collect() {
-        metrics.refreshWaitSeconds();
-      },
-    });
-    this.dials = new Counter({
-      name: 'redis_pool_dials_total',
-      help: 'Connections the Redis pool dialed, by result (ok, error).',
-      labelNames: ['pool', 'result'],
-      registers,
-      collect() {
-        metrics.refreshDials();
-      },
-    });
+    for (const descriptor of POOL_METRICS) {
+      const config = { name: descriptor.name, help: descriptor.help, labelNames: ['pool', ...descriptor.labels], registers: [registry] };
+      const refresh: () => void =
+        descriptor.kind === 'gauge'
+          ? this.refresher(descriptor, new Gauge({ ...config, collect: (): void => refresh() }), (metric, labels, value) => metric.set(labels, value))
+          : this.refresher(descriptor, new Counter({ ...config, collect: (): void => refresh() }), (metric, labels, value) => metric.inc(labels, value));
+      this.refreshers.push(refresh);
+    }
   }
 
   /** Copies every source's stats into the metrics (what a scrape does). */
   refresh(): void {
-    this.refreshConnections();
-    this.refreshWaits();
-    this.refreshWaitSeconds();
-    this.refreshDials();
+    for (const refresh of this.refreshers) refresh();
   }
 
-  private refreshConnections(): void {
-    this.connections.reset();
-    for (const [pool, source] of this.sources) {
-      const stats = source.stats();
-      this.connections.set({ pool, state: 'idle' }, stats.idleCount);
-      this.connections.set({ pool, state: 'in_use' }, stats.inUseCount);
-    }
-  }
-
-  // Counters cannot be set; reset then increment to the pool's running total.
-  private refreshWaits(): void {
-    this.waits.reset();
-    for (const [pool, source] of this.sources) this.waits.inc({ pool }, source.stats().waitCount);
-  }
-
-  private refreshWaitSeconds(): void {
-    this.waitSeconds.reset();
-    for (const [pool, source] of this.sources) this.waitSeconds.inc({ pool }, source.stats().waitDurationMs / 1000);
-  }
-
-  private refreshDials(): void {
-    this.dials.reset();
-    for (const [pool, source] of this.sources) {
-      const stats = source.stats();
-      this.dials.inc({ pool, result: 'ok' }, stats.dials - stats.dialErrors);
-      this.dials.inc({ pool, result: 'error' }, stats.dialErrors);
-    }
+  /** Resets `metric` and writes each pool's samples with `write`. */
+  private refresher<M extends Gauge | Counter>(descriptor: PoolMetricDescriptor, metric: M, write: (metric: M, labels: Record<string, string>, value: number) => void): () => void {
+    return () => {
+      metric.reset();
+      for (const [pool, source] of this.sources) {
+        for (const [labels, value] of descriptor.samples(source.stats())) write(metric, { pool, ...labels }, value);
+      }
+    };
   }
 
   remove(): void {
-    for (const name of METRIC_NAMES) this.registry.removeSingleMetric(name);
+    for (const { name } of POOL_METRICS) this.registry.removeSingleMetric(name);
   }
 }
 

@@ -68,13 +68,13 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal'> {
   /** Bound on `get()` (waiting for a slot plus dialing). Default 5 000 ms. */
   getTimeoutMs?: number;
   /**
-   * `get()` returns a lease (`Pool.lease`) instead of an exclusive borrow:
-   * stateless commands ride the pool's shared connection (no socket per
-   * request), and it borrows a connection of its own only when a command
-   * needs one (MULTI, WATCH, SUBSCRIBE, BLPOP, a per-call timeout...). The
-   * pool metrics then count only those borrows. Default false.
+   * `get()` borrows an exclusive connection from the pool at once instead of
+   * returning a lease (the default: a `Pool.lease()`, which runs stateless
+   * commands on the pool's shared connection and moves to an exclusive one
+   * only when a command needs it; see the README's "Leases"). Both behave as
+   * one exclusive connection to the caller. Default false.
    */
-  lazyConnections?: boolean;
+  exclusiveConnections?: boolean;
   /**
    * How long `app.close()` waits for connections still lent out (one taken
    * with `app.redis.get()` and never closed) before it goes on without them;
@@ -265,7 +265,7 @@ const OPTIONS = {
   resetTimeoutMs: timeoutMs({ whole: true }),
   testOnBorrow: isFunction,
   getTimeoutMs: timeoutMs(),
-  lazyConnections: isBoolean,
+  exclusiveConnections: isBoolean,
   closeTimeoutMs: timeoutMs(),
   connectOnStart: isBoolean,
   pool: (value, name) => {
@@ -301,7 +301,7 @@ const KNOWN_OPTIONS: ReadonlyMap<string, Check> = new Map(Object.entries(OPTIONS
 export function validateOptions(options: RedisconnOptions): void {
   for (const [key, value] of Object.entries(options)) {
     const check = KNOWN_OPTIONS.get(key);
-    if (check === undefined) throw new ErrBadOption(`unknown option ${JSON.stringify(key)}`);
+    if (check === undefined) throw new ErrBadOption(key === 'lazyConnections' ? 'option lazyConnections was removed: leases are now the default; set exclusiveConnections: true for an exclusive borrow per get()' : `unknown option ${JSON.stringify(key)}`);
     if (value !== undefined) check(value, key);
   }
   if (options.decodeStrings === true && options.blobCache !== false) {

@@ -2,16 +2,11 @@
  * Connections borrowed through a request. Each is tracked on its request so
  * one the handler forgot to close is released (with a warning naming the
  * route) once the handler is done: when the response is sent, or when the
- * client went away and the handler has produced its response. Their errors get
- * an HTTP `statusCode`, so an uncaught one answers 503/500 sensibly.
+ * client went away and the handler has produced its response. (The HTTP
+ * status of their errors is set once, by the plugin's onError hook.)
  */
 import type { FastifyRequest } from 'fastify';
 import type { Arg, Conn, Reply } from '../src/index.js';
-import { withHttpStatus } from './errors.js';
-
-function rethrow(err: unknown): never {
-  throw withHttpStatus(err);
-}
 
 /** A borrowed connection lent to one request. */
 export class RequestConn implements Conn {
@@ -37,39 +32,35 @@ export class RequestConn implements Conn {
   }
 
   do(cmd: string, ...args: Arg[]): Promise<Reply> {
-    return this.inner.do(cmd, ...args).catch(rethrow);
+    return this.inner.do(cmd, ...args);
   }
 
   doWithTimeout(timeoutMs: number, cmd: string, ...args: Arg[]): Promise<Reply> {
-    return this.inner.doWithTimeout(timeoutMs, cmd, ...args).catch(rethrow);
+    return this.inner.doWithTimeout(timeoutMs, cmd, ...args);
   }
 
   doWithSignal(signal: AbortSignal, cmd: string, ...args: Arg[]): Promise<Reply> {
-    return this.inner.doWithSignal(signal, cmd, ...args).catch(rethrow);
+    return this.inner.doWithSignal(signal, cmd, ...args);
   }
 
   send(cmd: string, ...args: Arg[]): void {
-    try {
-      this.inner.send(cmd, ...args);
-    } catch (err) {
-      rethrow(err);
-    }
+    this.inner.send(cmd, ...args);
   }
 
   flush(): Promise<void> {
-    return this.inner.flush().catch(rethrow);
+    return this.inner.flush();
   }
 
   receive(): Promise<Reply> {
-    return this.inner.receive().catch(rethrow);
+    return this.inner.receive();
   }
 
   receiveWithTimeout(timeoutMs: number): Promise<Reply> {
-    return this.inner.receiveWithTimeout(timeoutMs).catch(rethrow);
+    return this.inner.receiveWithTimeout(timeoutMs);
   }
 
   receiveWithSignal(signal: AbortSignal): Promise<Reply> {
-    return this.inner.receiveWithSignal(signal).catch(rethrow);
+    return this.inner.receiveWithSignal(signal);
   }
 
   close(): Promise<void> {

@@ -17,7 +17,7 @@ import { PooledConn, type ConnReturner } from './pooledconn.js';
 import type { Reply } from './resp/decode.js';
 import type { Arg } from './resp/encode.js';
 import { refusalOf, SharedConn, type SharedConnHost } from './shared.js';
-import { LazyConn, type LazyConnHost } from './lazyconn.js';
+import { Lease, type LeaseHost } from './lease.js';
 
 /** Options of {@link Pool}. */
 export interface PoolOptions {
@@ -58,8 +58,10 @@ export interface PoolStats {
   /** Connections open: idle + in use (including ones being dialed or reset). */
   activeCount: number;
   idleCount: number;
-  /** activeCount − idleCount. */
+  /** activeCount − idleCount (the shared connection included). */
   inUseCount: number;
+  /** The shared connection, when open or dialing: 0 or 1 (counted in activeCount and inUseCount). */
+  sharedCount: number;
   /** Gets that had to wait for a connection, in total. */
   waitCount: number;
   /** Total time gets spent waiting, in ms. */
@@ -68,6 +70,10 @@ export interface PoolStats {
   dials: number;
   /** Dials that failed, in total. */
   dialErrors: number;
+  /** Commands run on the shared connection (`do`, and leases before they move), in total. */
+  sharedCommands: number;
+  /** Leases that moved to an exclusive connection (MULTI, BLPOP, ...), in total. */
+  leaseMoves: number;
 }
 
 interface IdleConn {
@@ -89,7 +95,7 @@ const DIAL_PERMIT = null;
  * (from any number of async callers); counters stay exact under any mix of
  * borrows, failures, aborts and closes.
  */
-export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
+export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
   readonly resetTimeoutMs: number;
   private readonly dialFn: () => Promise<Conn>;
   private readonly testOnBorrow: PoolOptions['testOnBorrow'];
@@ -113,13 +119,15 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
   private waitDurationMs = 0;
   private dials = 0;
   private dialErrors = 0;
+  private sharedCommands = 0;
+  private leaseMoves = 0;
   private closed = false;
   private drained: (() => void) | null = null;
   private reaper: NodeJS.Timeout | null = null;
   private readonly shared = new SharedConn(this);
-  /** The RESP version of the last connection dialed (LazyConnHost). */
+  /** The RESP version of the last connection dialed (LeaseHost). */
   protocolSeen: 2 | 3 = 2;
-  /** The read timeout of the last connection dialed (LazyConnHost). */
+  /** The read timeout of the last connection dialed (LeaseHost). */
   readTimeoutSeen = 0;
 
   constructor(options: PoolOptions) {
@@ -156,10 +164,13 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
       activeCount: this.active + this.sharedOpen,
       idleCount: this.idle.length,
       inUseCount: this.active + this.sharedOpen - this.idle.length,
+      sharedCount: this.sharedOpen,
       waitCount: this.waitCount,
       waitDurationMs: this.waitDurationMs,
       dials: this.dials,
       dialErrors: this.dialErrors,
+      sharedCommands: this.sharedCommands,
+      leaseMoves: this.leaseMoves,
     };
   }
 
@@ -238,6 +249,7 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
     const refusal = refusalOf(cmd, args);
     if (refusal !== null) return Promise.reject(new TypeError(refusal));
+    this.sharedCommands++;
     return this.shared.do(cmd, args);
   }
 
@@ -252,13 +264,20 @@ export class Pool implements ConnReturner, SharedConnHost, LazyConnHost {
    * call that needed it.
    */
   lease(options?: GetOptions): Conn {
-    return new LazyConn(this, options);
+    return new Lease(this, options);
   }
 
-  /** Runs a command on the shared connection without the refusal check (LazyConnHost). */
+  /** Runs a command on the shared connection without the refusal check (LeaseHost). */
   doShared(cmd: string, args: Arg[]): Promise<Reply> {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
+    this.sharedCommands++;
     return this.shared.do(cmd, args);
+  }
+
+  /** Borrows the connection a lease moves to (LeaseHost). */
+  borrowForLease(options?: GetOptions): Promise<Conn> {
+    this.leaseMoves++;
+    return this.get(options);
   }
 
   /**

@@ -59,7 +59,7 @@ export function stateChangeOf(cmd: string): StateChange | undefined {
   return STATE_CHANGES.get(cmd.toUpperCase());
 }
 
-/** What the pool needs from a lease: take the connection back. */
+/** What a borrowed connection needs from its pool: take the connection back. */
 export interface ConnReturner {
   /** Takes back `conn` (born at `createdAt`); `reusable` false closes it. */
   giveBack(conn: Conn, createdAt: number, reusable: boolean): void;

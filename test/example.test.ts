@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { buildApp, type ExampleOptions } from '../examples/app.js';
 import { dial, type Conn, type Pool } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, eventually, guardProcessErrors, memoryLogger, sleep, useApps, useServerWithConn, type LogLine } from './helpers.js';
+import { clientList, eventually, guardProcessErrors, lent, memoryLogger, sleep, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -69,7 +69,7 @@ describe('example app', () => {
     const results = await Promise.all(Array.from({ length: 10 }, () => fetch(`${base}/counter/visits`, { method: 'POST' }).then((res) => res.json() as Promise<{ value: number }>)));
     expect(results.map((r) => r.value).sort((a, b) => a - b)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     expect(Number((await admin.do('GET', 'counter:visits'))?.toString())).toBe(12);
-    expect((app.redis.pool as Pool).stats().inUseCount).toBe(0);
+    expect(lent(app.redis.pool)).toBe(0);
   });
 
   it('/fib is computed once, then served from the blob cache with a TTL', async () => {
@@ -118,7 +118,7 @@ describe('example app', () => {
     // The client leaves: the subscription ends and its connection goes back.
     await reader.cancel();
     expect(await eventually(async () => (await subscribers('news')) === 0)).toBe(true);
-    expect(await eventually(() => pool.stats().inUseCount === 0)).toBe(true);
+    expect(await eventually(() => lent(pool) === 0)).toBe(true);
     const clients = (await clientList(admin)).filter((c) => c.name === CLIENT_NAME);
     expect(clients.length).toBe(pool.stats().activeCount);
     expect(clients.every((c) => c.sub === '0')).toBe(true);
@@ -173,7 +173,7 @@ describe('example app', () => {
       }
       expect(done).toBe(true);
       // … and the broken connection is dropped, not lent again.
-      expect(await eventually(() => pool.stats().inUseCount === 0)).toBe(true);
+      expect(await eventually(() => lent(pool) === 0)).toBe(true);
       expect(pool.stats().activeCount).toBe(0);
       own.resume();
       expect((await app.inject({ method: 'POST', url: '/counter/after-hang' })).json()).toEqual({ name: 'after-hang', value: 1 });
@@ -189,7 +189,7 @@ describe('example app', () => {
     const app = await makeApp({ redis: { addr: server.addr, maxActive: 1 } });
     const pool = app.redis.pool as Pool;
     const base = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
-    const held = await app.redis.get();
+    const held = await pool.get(); // exclusive: holds the only connection
     const req = http.get({ host: base.hostname, port: base.port, path: '/events/late' });
     req.on('error', () => {});
     // The handler is queued for the only connection.
@@ -198,7 +198,7 @@ describe('example app', () => {
     await sleep(50);
     await held.close();
     // It gets the connection after the client left: it must give it back.
-    expect(await eventually(() => pool.stats().inUseCount === 0, 1_500)).toBe(true);
+    expect(await eventually(() => lent(pool) === 0, 1_500)).toBe(true);
     expect(await subscribers('late')).toBe(0);
     // And the pool still serves.
     expect((await app.inject({ method: 'POST', url: '/counter/after' })).statusCode).toBe(200);
@@ -211,7 +211,9 @@ describe('example app', () => {
     const metrics = await app.inject('/metrics');
     expect(metrics.statusCode).toBe(200);
     expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
-    expect(metrics.body).toContain('redis_pool_connections{pool="default",state="idle"} 1');
+    // The counter's INCR rode the shared connection (a lease, the default): one connection, in use.
+    expect(metrics.body).toContain('redis_pool_connections{pool="default",state="in_use"} 1');
+    expect(metrics.body).toContain('redis_pool_shared_commands_total{pool="default"} 1');
     expect(metrics.body).toContain('redis_pool_dials_total{pool="default",result="ok"} 1');
 
     const health = await app.inject('/healthz');

@@ -104,6 +104,12 @@ export function useServerWithConn(bind: (started: ServerWithConn) => void): void
   });
 }
 
+/** Exclusive connections lent out by `pool` (the shared connection, counted in use, excluded). */
+export function lent(pool: Pool | null | undefined): number {
+  const stats = (pool as Pool).stats();
+  return stats.inUseCount - stats.sharedCount;
+}
+
 /** Borrows a conn from `pool`, expects PONG to a PING on it, and returns it. */
 export async function borrowAndPing(pool: Pool): Promise<void> {
   const conn = await pool.get();

@@ -16,7 +16,7 @@ import { guardProcessErrors, rejection, sleep, useApps } from './helpers.js';
 
 guardProcessErrors();
 
-const NAMES = ['redis_pool_connections', 'redis_pool_wait_total', 'redis_pool_wait_duration_seconds_total', 'redis_pool_dials_total'];
+const NAMES = ['redis_pool_connections', 'redis_pool_wait_total', 'redis_pool_wait_duration_seconds_total', 'redis_pool_dials_total', 'redis_pool_shared_commands_total', 'redis_pool_lease_moves_total'];
 
 let server: TestRedisServer;
 const apps = useApps(() => vi.restoreAllMocks());
@@ -24,7 +24,8 @@ const apps = useApps(() => vi.restoreAllMocks());
 async function makeApp(options: RedisconnOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
   apps.push(app);
-  await app.register(redisconn, { addr: server.addr, argv: [], env: {}, ...options });
+  // Exclusive borrows, so each get() moves the gauges; leases have their own test.
+  await app.register(redisconn, { addr: server.addr, argv: [], env: {}, exclusiveConnections: true, ...options });
   await app.ready();
   return app;
 }
@@ -51,6 +52,8 @@ function expected(name: string, stats: PoolStats): Record<string, number> {
     [`redis_pool_wait_duration_seconds_total{pool="${name}"}`]: stats.waitDurationMs / 1000,
     [`redis_pool_dials_total{pool="${name}",result="ok"}`]: stats.dials - stats.dialErrors,
     [`redis_pool_dials_total{pool="${name}",result="error"}`]: stats.dialErrors,
+    [`redis_pool_shared_commands_total{pool="${name}"}`]: stats.sharedCommands,
+    [`redis_pool_lease_moves_total{pool="${name}"}`]: stats.leaseMoves,
   };
 }
 
@@ -67,7 +70,7 @@ afterAll(async () => {
 });
 
 describe('metrics', () => {
-  it('the four metric families with their labels, equal to pool.stats() at scrape time', async () => {
+  it('every metric family with its labels, equal to pool.stats() at scrape time', async () => {
     const registry = new Registry();
     const app = await makeApp({ name: 'main', metrics: { registry }, maxActive: 1 });
     const pool = app.redis.pool as Pool;
@@ -96,6 +99,25 @@ describe('metrics', () => {
     // Reading one metric alone is just as current.
     const single = await registry.getSingleMetric('redis_pool_connections')?.get();
     expect(single?.values.find((v) => v.labels.state === 'idle')?.value).toBe(1);
+  });
+
+  it('leases (the default): commands on the shared connection and moves to an exclusive one are counted', async () => {
+    const registry = new Registry();
+    const app = await makeApp({ name: 'leases', metrics: { registry }, exclusiveConnections: false });
+    const pool = app.redis.pool as Pool;
+    const lease = await app.redis.get();
+    await lease.do('SET', 'metrics:lease', '1');
+    await lease.do('GET', 'metrics:lease');
+    await lease.do('MULTI');
+    await lease.do('INCR', 'metrics:lease');
+    await lease.do('EXEC');
+    await lease.close();
+    const values = poolSamples(await registry.metrics(), 'leases');
+    expect(values['redis_pool_shared_commands_total{pool="leases"}']).toBe(2);
+    expect(values['redis_pool_lease_moves_total{pool="leases"}']).toBe(1);
+    // The shared connection is open and counted in use; the moved-to connection went back idle.
+    expect(pool.stats()).toMatchObject({ activeCount: 2, sharedCount: 1, idleCount: 1, inUseCount: 1 });
+    expect(values).toEqual(expected('leases', pool.stats()));
   });
 
   it('dial errors are counted with result="error"', async () => {

@@ -7,10 +7,10 @@
  */
 import http from 'node:http';
 import Fastify from 'fastify';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import redisconn, { dial, type Conn, type Pool } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, eventually, guardProcessErrors, memoryLogger, sleep, type LogLine } from './helpers.js';
+import { clientList, eventually, guardProcessErrors, lent, memoryLogger, sleep, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -47,64 +47,70 @@ function hit(port: number, path: string, abortAfterMs?: number): Promise<number>
   });
 }
 
-it(`${CLIENTS} clients for ${DURATION_MS / 1000} s, a third aborted mid-command: nobody slowed, no false warning, stats = CLIENT LIST`, async () => {
-  const lines: LogLine[] = [];
-  const app = Fastify({ logger: memoryLogger(lines) });
-  await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false, clientName: CLIENT_NAME });
-  const getLatencies: number[] = [];
-  let slowDone = 0;
-  app.get('/slow', async (request) => {
-    const conn = await request.redis.get();
-    try {
-      await conn.do('BLPOP', 'abort-load:never', SLOW_MS / 1000);
-      slowDone++;
-      return { ok: true };
-    } finally {
-      await conn.close();
-    }
-  });
-  app.get('/fast', async (request) => {
-    const conn = await request.redis.get();
-    try {
-      const started = performance.now();
-      await conn.do('GET', 'abort-load:key');
-      getLatencies.push(performance.now() - started);
-      return { ok: true };
-    } finally {
-      await conn.close();
-    }
-  });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const port = (app.server.address() as { port: number }).port;
-
-  const end = Date.now() + DURATION_MS;
-  let aborted = 0;
-  let answered = 0;
-  const client = async (id: number): Promise<void> => {
-    for (let i = 0; Date.now() < end; i++) {
-      if ((id + i) % 3 === 0) {
-        aborted++;
-        await hit(port, '/slow', 50 + ((id * 7 + i) % 100));
-      } else {
-        if ((await hit(port, '/fast')) === 200) answered++;
+describe.each([
+  { mode: 'leases (default)', exclusiveConnections: false },
+  { mode: 'exclusiveConnections', exclusiveConnections: true },
+])('$mode', ({ exclusiveConnections }) => {
+  it(`${CLIENTS} clients for ${DURATION_MS / 1000} s, a third aborted mid-command: nobody slowed, no false warning, stats = CLIENT LIST`, async () => {
+    const lines: LogLine[] = [];
+    const app = Fastify({ logger: memoryLogger(lines) });
+    await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false, clientName: CLIENT_NAME, exclusiveConnections });
+    const getLatencies: number[] = [];
+    let slowDone = 0;
+    app.get('/slow', async (request) => {
+      const conn = await request.redis.get();
+      try {
+        await conn.do('BLPOP', 'abort-load:never', SLOW_MS / 1000);
+        slowDone++;
+        return { ok: true };
+      } finally {
+        await conn.close();
       }
-    }
-  };
-  await Promise.all(Array.from({ length: CLIENTS }, (_, id) => client(id)));
-  const pool = app.redis.pool as Pool;
-  // Handlers of aborted requests finish their BLPOP, then close in finally.
-  expect(await eventually(() => pool.stats().inUseCount === 0, SLOW_MS * 4)).toBe(true);
-  await sleep(50);
+    });
+    app.get('/fast', async (request) => {
+      const conn = await request.redis.get();
+      try {
+        const started = performance.now();
+        await conn.do('GET', 'abort-load:key');
+        getLatencies.push(performance.now() - started);
+        return { ok: true };
+      } finally {
+        await conn.close();
+      }
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as { port: number }).port;
 
-  const slowest = Math.max(...getLatencies);
-  console.log(`abort-load: ${answered} fast answered, ${aborted} aborted, ${slowDone} slow handlers finished; GET on a borrowed conn: max ${slowest.toFixed(1)} ms, dials ${pool.stats().dials}`);
-  expect(aborted).toBeGreaterThan(100);
-  expect(answered).toBeGreaterThan(200);
-  expect(getLatencies.filter((ms) => ms > SLOWED_MS)).toEqual([]);
-  expect(lines.filter((line) => line.level >= 40)).toEqual([]);
-  const listed = (await clientList(admin)).filter((c) => c.name === CLIENT_NAME).length;
-  expect(pool.stats().activeCount).toBe(listed);
-  expect(pool.stats()).toMatchObject({ inUseCount: 0, idleCount: listed });
-  await app.close();
-  expect(await eventually(async () => (await clientList(admin)).every((c) => c.name !== CLIENT_NAME))).toBe(true);
-}, 40_000);
+    const end = Date.now() + DURATION_MS;
+    let aborted = 0;
+    let answered = 0;
+    const client = async (id: number): Promise<void> => {
+      for (let i = 0; Date.now() < end; i++) {
+        if ((id + i) % 3 === 0) {
+          aborted++;
+          await hit(port, '/slow', 50 + ((id * 7 + i) % 100));
+        } else {
+          if ((await hit(port, '/fast')) === 200) answered++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: CLIENTS }, (_, id) => client(id)));
+    const pool = app.redis.pool as Pool;
+    // Handlers of aborted requests finish their BLPOP, then close in finally.
+    expect(await eventually(() => lent(pool) === 0, SLOW_MS * 4)).toBe(true);
+    await sleep(50);
+
+    const slowest = Math.max(...getLatencies);
+    console.log(`abort-load: ${answered} fast answered, ${aborted} aborted, ${slowDone} slow handlers finished; GET on a borrowed conn: max ${slowest.toFixed(1)} ms, dials ${pool.stats().dials}`);
+    expect(aborted).toBeGreaterThan(100);
+    expect(answered).toBeGreaterThan(200);
+    expect(getLatencies.filter((ms) => ms > SLOWED_MS)).toEqual([]);
+    expect(lines.filter((line) => line.level >= 40)).toEqual([]);
+    const listed = (await clientList(admin)).filter((c) => c.name === CLIENT_NAME).length;
+    expect(pool.stats().activeCount).toBe(listed);
+    expect(lent(pool)).toBe(0);
+    expect(pool.stats().idleCount + pool.stats().sharedCount).toBe(listed);
+    await app.close();
+    expect(await eventually(async () => (await clientList(admin)).every((c) => c.name !== CLIENT_NAME))).toBe(true);
+  }, 40_000);
+});

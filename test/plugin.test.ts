@@ -27,7 +27,7 @@ import redisconn, {
   type RedisconnOptions,
 } from '../plugin/index.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, eventually, guardProcessErrors, memoryLogger, rejection, sleep, text, useApps, useServerWithConn, type LogLine } from './helpers.js';
+import { clientList, eventually, guardProcessErrors, lent, memoryLogger, rejection, sleep, text, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -57,6 +57,12 @@ async function makeApp(options: RedisconnOptions = {}, fastifyOptions: FastifySe
   await app.register(redisconn, { argv: [], env: {}, metrics: false, clientName: CLIENT_NAME, ...options });
   return app;
 }
+
+/** The two ways `get()` hands out connections; request-connection behaviour must not differ. */
+const MODES = [
+  { name: 'lease (default)', exclusive: false, modeOptions: {} },
+  { name: 'exclusiveConnections', exclusive: true, modeOptions: { exclusiveConnections: true } },
+] as const;
 
 /** Clients the server lists under our pools' client name. */
 async function poolClients(): Promise<number> {
@@ -200,7 +206,7 @@ describe('registration', () => {
     [{ admin: { authorize: 'yes' as unknown as () => boolean } }, 'admin.authorize'],
     [{ maxIdel: 3 } as RedisconnOptions, 'maxIdel'],
     [{ decodeStrings: true }, 'decodeStrings'],
-    [{ lazyConnections: 'yes' as unknown as boolean }, 'lazyConnections'],
+    [{ exclusiveConnections: 'yes' as unknown as boolean }, 'exclusiveConnections'],
   ])('invalid option %j fails ready() naming %s', async (options, name) => {
     const app = Fastify({ logger: false });
     apps.push(app);
@@ -344,7 +350,7 @@ describe('startup', () => {
   });
 
   it('onClose closes the pool: no connections left, on the server either', async () => {
-    const app = await makeApp({ addr: server.addr });
+    const app = await makeApp({ addr: server.addr, exclusiveConnections: true });
     app.get('/hold', async (request) => {
       const conns = await Promise.all([request.redis.get(), request.redis.get(), request.redis.get()]);
       for (const conn of conns) await conn.do('PING');
@@ -365,6 +371,8 @@ describe('startup', () => {
     const app = await makeApp({ addr: server.addr, closeTimeoutMs: 200 }, { logger: memoryLogger(lines) });
     await app.ready();
     const forgotten = await app.redis.get();
+    await forgotten.do('MULTI'); // a lease holds a connection of its own from here on
+    await forgotten.do('DISCARD');
     expect(await forgotten.do('PING')).toBe('PONG');
     const started = Date.now();
     await app.close();
@@ -415,9 +423,9 @@ describe('startup', () => {
   });
 });
 
-describe('connections borrowed through a request', () => {
+describe.each(MODES)('connections borrowed through a request ($name)', ({ exclusive, modeOptions }) => {
   it('req.redis.get() in handlers, through inject and a real listener', async () => {
-    const app = await makeApp({ addr: server.addr });
+    const app = await makeApp({ addr: server.addr, ...modeOptions });
     const k = key('count');
     app.post('/count', async (request) => {
       await using conn = await request.redis.get();
@@ -427,12 +435,12 @@ describe('connections borrowed through a request', () => {
     const base = await listen(app);
     const res = await fetch(`${base}/count`, { method: 'POST' });
     expect(await res.json()).toEqual({ value: 2 });
-    expect(app.redis.pool?.stats().inUseCount).toBe(0);
+    expect(lent(app.redis.pool)).toBe(0);
   });
 
   it('a forgotten connection is released when the response ends, with a warning naming the route', async () => {
     const lines: LogLine[] = [];
-    const app = await makeApp({ addr: server.addr }, { logger: memoryLogger(lines) });
+    const app = await makeApp({ addr: server.addr, ...modeOptions }, { logger: memoryLogger(lines) });
     app.get('/items/:id', async (request) => {
       const conn = await request.redis.get();
       await conn.do('PING');
@@ -441,15 +449,16 @@ describe('connections borrowed through a request', () => {
     const pool = (): Pool => app.redis.pool as Pool;
 
     expect((await app.inject('/items/1')).statusCode).toBe(200);
-    expect(await eventually(() => pool().stats().inUseCount === 0)).toBe(true);
-    expect(pool().stats()).toMatchObject({ activeCount: 1, idleCount: 1 });
+    expect(await eventually(() => lent(pool()) === 0)).toBe(true);
+    // Exclusive: the borrowed connection went back idle; lease: the PING rode the shared connection.
+    expect(pool().stats()).toMatchObject(exclusive ? { activeCount: 1, idleCount: 1 } : { activeCount: 1, sharedCount: 1, idleCount: 0 });
     const warned = warnings(lines, FORGOT);
     expect(warned).toHaveLength(1);
     expect(warned[0]).toMatchObject({ route: '/items/:id', method: 'GET' });
 
     const base = await listen(app);
     expect((await fetch(`${base}/items/2`)).status).toBe(200);
-    expect(await eventually(() => pool().stats().inUseCount === 0 && warnings(lines, FORGOT).length === 2)).toBe(true);
+    expect(await eventually(() => lent(pool()) === 0 && warnings(lines, FORGOT).length === 2)).toBe(true);
     expect(warnings(lines, FORGOT)[1]).toMatchObject({ route: '/items/:id' });
     // Released connections went back to the pool and are reused.
     expect(pool().stats().dials).toBe(1);
@@ -457,21 +466,21 @@ describe('connections borrowed through a request', () => {
 
   it('a forgotten connection is released when the handler throws', async () => {
     const lines: LogLine[] = [];
-    const app = await makeApp({ addr: server.addr }, { logger: memoryLogger(lines) });
+    const app = await makeApp({ addr: server.addr, ...modeOptions }, { logger: memoryLogger(lines) });
     app.get('/boom', async (request) => {
       const conn = await request.redis.get();
       await conn.do('PING');
       throw Object.assign(new Error('handler failed'), { statusCode: 418 });
     });
     expect((await app.inject('/boom')).statusCode).toBe(418);
-    expect(await eventually(() => app.redis.pool?.stats().inUseCount === 0)).toBe(true);
+    expect(await eventually(() => lent(app.redis.pool) === 0)).toBe(true);
     expect(warnings(lines, FORGOT)).toHaveLength(1);
     expect(warnings(lines, FORGOT)[0]).toMatchObject({ route: '/boom' });
   });
 
   it('no warning when the handler closes the connection (close() or await using)', async () => {
     const lines: LogLine[] = [];
-    const app = await makeApp({ addr: server.addr }, { logger: memoryLogger(lines) });
+    const app = await makeApp({ addr: server.addr, ...modeOptions }, { logger: memoryLogger(lines) });
     app.get('/close', async (request) => {
       const conn = await request.redis.get();
       try {
@@ -499,12 +508,13 @@ describe('connections borrowed through a request', () => {
     }
     await sleep(50);
     expect(warnings(lines, FORGOT)).toEqual([]);
-    expect(app.redis.pool?.stats()).toMatchObject({ inUseCount: 0, activeCount: 2 });
+    expect(lent(app.redis.pool)).toBe(0);
+    expect(app.redis.pool?.stats().activeCount).toBe(exclusive ? 2 : 1);
   });
 
   it('a client abort leaves the handler its connection; a forgotten one is released once the handler is done', async () => {
     const lines: LogLine[] = [];
-    const app = await makeApp({ addr: server.addr }, { logger: memoryLogger(lines) });
+    const app = await makeApp({ addr: server.addr, ...modeOptions }, { logger: memoryLogger(lines) });
     let entered!: () => void;
     const inHandler = new Promise<void>((resolve) => (entered = resolve));
     let finished!: (outcome: string) => void;
@@ -527,10 +537,11 @@ describe('connections borrowed through a request', () => {
     req.destroy();
     await sleep(150);
     // Still the handler's: not handed to anyone while its BLPOP is owed.
-    expect(pool.stats()).toMatchObject({ inUseCount: 1, idleCount: 0 });
+    expect(lent(pool)).toBe(1);
+    expect(pool.stats().idleCount).toBe(0);
     expect(warnings(lines, FORGOT)).toEqual([]);
     expect(await handlerDone).toBe('null');
-    expect(await eventually(() => pool.stats().inUseCount === 0)).toBe(true);
+    expect(await eventually(() => lent(pool) === 0)).toBe(true);
     expect(warnings(lines, FORGOT)).toHaveLength(1);
     expect(warnings(lines, FORGOT)[0]).toMatchObject({ route: '/long' });
     // Returned clean: the next borrower is answered at once.
@@ -539,12 +550,12 @@ describe('connections borrowed through a request', () => {
     expect(await next.do('PING')).toBe('PONG');
     expect(performance.now() - started).toBeLessThan(100);
     await next.close();
-    expect(pool.stats().dials).toBe(1);
+    expect(pool.stats().dials).toBe(exclusive ? 1 : 2); // a lease's PING dials the shared connection
   });
 
   it('a handler that closes in finally after the client aborted logs no warning', async () => {
     const lines: LogLine[] = [];
-    const app = await makeApp({ addr: server.addr }, { logger: memoryLogger(lines) });
+    const app = await makeApp({ addr: server.addr, ...modeOptions }, { logger: memoryLogger(lines) });
     let entered!: () => void;
     const inHandler = new Promise<void>((resolve) => (entered = resolve));
     let closed!: () => void;
@@ -569,12 +580,13 @@ describe('connections borrowed through a request', () => {
     await handlerClosed;
     await sleep(50);
     expect(warnings(lines, FORGOT)).toEqual([]);
-    expect(app.redis.pool?.stats()).toMatchObject({ inUseCount: 0, idleCount: 1 });
+    expect(lent(app.redis.pool)).toBe(0);
+    expect(app.redis.pool?.stats().idleCount).toBe(1);
   });
 
   it('a request failing body validation (handler never ran) does not crash', async () => {
     const lines: LogLine[] = [];
-    const app = await makeApp({ addr: server.addr }, { logger: memoryLogger(lines) });
+    const app = await makeApp({ addr: server.addr, ...modeOptions }, { logger: memoryLogger(lines) });
     let ran = 0;
     const schema = { body: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'], additionalProperties: false } };
     app.post('/typed', { schema }, async (request) => {
@@ -598,14 +610,14 @@ describe('connections borrowed through a request', () => {
     const base = await listen(app);
     const res = await fetch(`${base}/typed-hook`, { method: 'POST', body: '{"n":"x"}', headers: { 'content-type': 'application/json' } });
     expect(res.status).toBe(400);
-    expect(await eventually(() => app.redis.pool?.stats().inUseCount === 0)).toBe(true);
+    expect(await eventually(() => lent(app.redis.pool) === 0)).toBe(true);
     expect(warnings(lines, FORGOT).map((line) => line.route)).toEqual(['/typed-hook']);
   });
 });
 
-describe('lazyConnections: true (leases on the shared connection)', () => {
+describe('leases (the default): stateless commands on the shared connection', () => {
   it('50 concurrent stateless requests cost one connection, not 50', async () => {
-    const app = await makeApp({ addr: server.addr, lazyConnections: true });
+    const app = await makeApp({ addr: server.addr });
     app.post('/count', async (request) => {
       await using conn = await request.redis.get();
       return { value: asInt(await conn.do('INCR', 'lazy:count')) };
@@ -620,7 +632,7 @@ describe('lazyConnections: true (leases on the shared connection)', () => {
 
   it('a handler needing its own connection (MULTI) gets one, and a forgotten one is released with a warning', async () => {
     const lines: LogLine[] = [];
-    const app = await makeApp({ addr: server.addr, lazyConnections: true }, { logger: memoryLogger(lines) });
+    const app = await makeApp({ addr: server.addr }, { logger: memoryLogger(lines) });
     app.post('/tx', async (request) => {
       const conn = await request.redis.get(); // never closed: the plugin must release it
       await conn.do('MULTI');
@@ -632,12 +644,12 @@ describe('lazyConnections: true (leases on the shared connection)', () => {
     expect(res.json()).toEqual({ result: ['OK'] });
     const pool = app.redis.pool as Pool;
     expect(await eventually(() => pool.stats().idleCount === 1)).toBe(true);
-    expect(pool.stats()).toMatchObject({ activeCount: 1, inUseCount: 0, dials: 1 }); // MULTI came first: the shared connection was never needed
+    expect(pool.stats()).toMatchObject({ activeCount: 1, inUseCount: 0, dials: 1, leaseMoves: 1, sharedCommands: 0 }); // MULTI came first: the shared connection was never needed
     expect(warnings(lines, FORGOT)).toHaveLength(1);
   });
 
   it('a move that finds the pool exhausted answers 503 REDIS_POOL_EXHAUSTED', async () => {
-    const app = await makeApp({ addr: server.addr, lazyConnections: true, maxActive: 1, wait: false });
+    const app = await makeApp({ addr: server.addr, maxActive: 1, wait: false });
     const holder = await (app.redis.pool as Pool).get();
     app.post('/tx', async (request) => {
       await using conn = await request.redis.get();
@@ -654,7 +666,7 @@ describe('lazyConnections: true (leases on the shared connection)', () => {
 
 describe('client errors map to HTTP', () => {
   it('PoolExhaustedError → 503 REDIS_POOL_EXHAUSTED (maxActive 1, wait false, two requests at once)', async () => {
-    const app = await makeApp({ addr: server.addr, maxActive: 1, wait: false });
+    const app = await makeApp({ addr: server.addr, maxActive: 1, wait: false, exclusiveConnections: true });
     app.get('/hold', async (request) => {
       await using conn = await request.redis.get();
       await conn.do('PING');
@@ -719,14 +731,14 @@ describe('client errors map to HTTP', () => {
     expect(timeout.json()).toMatchObject({ code: 'REDIS_TIMEOUT' });
     // Errors that are not the client's are left alone.
     expect((await app.inject('/plain')).statusCode).toBe(500);
-    expect(app.redis.pool?.stats().inUseCount).toBe(0);
+    expect(lent(app.redis.pool)).toBe(0);
   });
 });
 
 describe('getConn / getPool / usePool', () => {
   it('getConn(request) is tracked with the request; getConn(app) is not', async () => {
     const lines: LogLine[] = [];
-    const app = await makeApp({ addr: server.addr }, { logger: memoryLogger(lines) });
+    const app = await makeApp({ addr: server.addr, exclusiveConnections: true }, { logger: memoryLogger(lines) });
     let appConn: Conn | undefined;
     app.get('/both', async (request) => {
       const tracked = await getConn(request);
@@ -766,7 +778,7 @@ describe('getConn / getPool / usePool', () => {
     expect(getPool(app)).toBe(pool);
     expect(app.redis.pool).toBe(pool);
     expect((await app.inject({ method: 'POST', url: '/n' })).json()).toEqual({ n: 1 });
-    expect(await eventually(() => pool.stats().inUseCount === 0)).toBe(true);
+    expect(await eventually(() => lent(pool) === 0)).toBe(true);
     expect(warnings(lines, FORGOT)).toHaveLength(1);
     await app.close();
     // usePool's pool is not closed with the app.

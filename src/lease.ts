@@ -1,5 +1,6 @@
 /**
- * LazyConn: a connection from a pool that costs nothing until it needs one.
+ * Lease: a connection from a pool that costs nothing until it needs one
+ * (`pool.lease()`; the plugin's default request connection).
  *
  * Stateless commands run on the pool's shared, auto-pipelined connection, so
  * a borrow per HTTP request pays no socket of its own. The first time the
@@ -18,12 +19,12 @@ import type { Reply } from './resp/decode.js';
 import { checkArgs, checkCommand, type Arg } from './resp/encode.js';
 import { refusalOf } from './shared.js';
 
-/** What a LazyConn needs from its pool. */
-export interface LazyConnHost {
+/** What a Lease needs from its pool. */
+export interface LeaseHost {
   /** Runs a stateless command on the shared connection. */
   doShared(cmd: string, args: Arg[]): Promise<Reply>;
-  /** Borrows an exclusive connection (`Pool.get`). */
-  get(options?: GetOptions): Promise<Conn>;
+  /** Borrows the exclusive connection a lease moves to (`Pool.get`, counted as a move). */
+  borrowForLease(options?: GetOptions): Promise<Conn>;
   /** The protocol the pool's connections speak, as far as known. */
   readonly protocolSeen: 2 | 3;
   /** The read timeout of the pool's connections, as far as known. */
@@ -54,7 +55,7 @@ async function lastOrFirstError(replies: Promise<Reply>[]): Promise<Reply> {
 }
 
 /** A pool lease on the shared connection that moves to an exclusive one when it must. */
-export class LazyConn implements Conn {
+export class Lease implements Conn {
   private exclusive: Conn | null = null;
   private moving: Promise<Conn> | null = null;
   private closing: Promise<void> | null = null;
@@ -65,7 +66,7 @@ export class LazyConn implements Conn {
   private queuedNeedExclusive = false;
 
   constructor(
-    private readonly host: LazyConnHost,
+    private readonly host: LeaseHost,
     private readonly getOptions?: GetOptions,
   ) {}
 
@@ -142,11 +143,15 @@ export class LazyConn implements Conn {
 
   /**
    * Returns the exclusive connection to the pool, if one was borrowed (after
-   * the replies still owed on it, as a pooled connection does). Safe to call
-   * twice; never rejects.
+   * the replies still owed on it, as a pooled connection does). Calls made
+   * before close() settle as usual, a move in progress included. Safe to
+   * call twice; never rejects.
    */
   close(): Promise<void> {
     if (this.closing === null) {
+      // As a pooled connection flushes what `send` buffered before it goes
+      // back, buffered stateless commands still run (their replies unread).
+      if (this.exclusive === null && this.moving === null && !this.queuedNeedExclusive) this.flushQueued();
       this.queued = [];
       this.owed.drain();
       const moving = this.moving;
@@ -218,15 +223,13 @@ export class LazyConn implements Conn {
       await Promise.allSettled([...this.owed]);
       let conn: Conn;
       try {
-        conn = await this.host.get(this.getOptions);
+        conn = await this.host.borrowForLease(this.getOptions);
       } catch (err) {
         this.moving = null; // the next call may try again
         throw err;
       }
-      if (this.closing !== null) {
-        await conn.close();
-        throw closedError();
-      }
+      // Closed meanwhile: the calls made before close() still run on it, in
+      // order; close() closes it after them (its callback was queued later).
       const queued = this.queued;
       this.queued = [];
       this.queuedNeedExclusive = false;
