@@ -49,7 +49,13 @@ export interface Conn extends AsyncDisposable {
   receiveWithSignal(signal: AbortSignal): Promise<Reply>;
   /** Null while usable; the fatal error once broken or closed. */
   err(): Error | null;
-  /** Closes the connection (a pooled one goes back to its pool). Safe to call twice. */
+  /**
+   * Closes the connection. Safe to call twice. A connection from `dial` is
+   * closed at once: calls still in flight reject with ConnClosedError. One
+   * from a pool (`get`, `lease`) goes back to it: calls in flight settle
+   * first (bounded by the pool's reset deadline), and the connection is only
+   * reused once nothing is owed on it.
+   */
   close(): Promise<void>;
   /** The RESP version spoken: 2, or 3 after `HELLO 3`. */
   readonly protocol: 2 | 3;

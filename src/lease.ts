@@ -64,6 +64,13 @@ export class Lease implements Conn {
   /** Commands buffered by `send`, not yet flushed. */
   private queued: Queued[] = [];
   private queuedNeedExclusive = false;
+  /** `do` calls on the shared connection not settled yet, and the last of them (they settle in order). */
+  private sharedInFlight = 0;
+  private lastShared: Promise<Reply> | null = null;
+  /** Bound once per lease, so tracking a shared call makes no closure. */
+  private readonly sharedSettled = (): void => {
+    if (--this.sharedInFlight === 0) this.lastShared = null;
+  };
 
   constructor(
     private readonly host: LeaseHost,
@@ -81,7 +88,7 @@ export class Lease implements Conn {
 
   inFlight(): number {
     const moving = this.moving !== null && this.exclusive === null ? 1 : 0;
-    return this.owed.length + this.queued.length + moving + (this.exclusive?.inFlight() ?? 0);
+    return this.sharedInFlight + this.owed.length + this.queued.length + moving + (this.exclusive?.inFlight() ?? 0);
   }
 
   err(): Error | null {
@@ -93,9 +100,16 @@ export class Lease implements Conn {
     if (this.closing !== null) return Promise.reject(closedError());
     if (cmd === '') return this.drain();
     if (this.exclusive === null && this.moving === null && !this.queuedNeedExclusive && !needsOwnConnection(cmd, args)) {
+      if (this.queued.length === 0 && this.owed.length === 0) return this.trackShared(this.host.doShared(cmd, args));
+      // Replies are owed to `send`: a bad command must be refused before it takes them.
+      try {
+        checkCommand(cmd);
+        checkArgs(args);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       this.flushQueued();
-      const reply = this.host.doShared(cmd, args);
-      return this.owed.length === 0 ? reply : lastOrFirstError([...this.owed.drain(), reply]);
+      return lastOrFirstError([...this.owed.drain(), this.trackShared(this.host.doShared(cmd, args))]);
     }
     return this.onExclusive((conn) => conn.do(cmd, ...args));
   }
@@ -164,13 +178,29 @@ export class Lease implements Conn {
     return this.close();
   }
 
-  /** `do('')`: flushes, then every owed reply as an array (error replies as values). */
+  /**
+   * Counts a `do` on the shared connection until it settles, so `inFlight`,
+   * `do('')` and a move to an exclusive connection wait for it.
+   */
+  private trackShared(reply: Promise<Reply>): Promise<Reply> {
+    this.sharedInFlight++;
+    this.lastShared = reply;
+    reply.then(this.sharedSettled, this.sharedSettled);
+    return reply;
+  }
+
+  /** `do('')`: flushes, then (after the calls before it) every owed reply as an array, error replies as values. */
   private drain(): Promise<Reply> {
     if (this.exclusive !== null || this.moving !== null || this.queuedNeedExclusive) {
       return this.moveToExclusive().then(async (conn) => [...(await this.owedValues()), ...((await conn.do('')) as Reply[])]);
     }
     this.flushQueued();
-    return this.owedValues();
+    const last = this.lastShared;
+    if (last === null) return this.owedValues();
+    return last.then(
+      () => this.owedValues(),
+      () => this.owedValues(),
+    );
   }
 
   /** Takes the owed shared replies: values, error replies as RedisError values; a fatal error rejects. */
@@ -220,7 +250,8 @@ export class Lease implements Conn {
    */
   private moveToExclusive(): Promise<Conn> {
     this.moving ??= (async () => {
-      await Promise.allSettled([...this.owed]);
+      // Order: what ran on the shared connection must be answered before the move.
+      await Promise.allSettled([...this.owed, this.lastShared]);
       let conn: Conn;
       try {
         conn = await this.host.borrowForLease(this.getOptions);

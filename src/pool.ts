@@ -658,7 +658,7 @@ export function newPool(addr: string, db = 0, overrides: Partial<PoolOptions> & 
   const { dial: dialOverride, testOnBorrow, maxIdle, maxActive, idleTimeoutMs, wait, maxConnLifetimeMs, resetTimeoutMs, now, ...dialOptions } = overrides;
   const options: DialOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 5_000, writeTimeoutMs: 5_000, db, ...dialOptions };
   const clock = now ?? Date.now;
-  return new Pool({
+  const pool = new Pool({
     dial: dialOverride ?? (addr.includes('://') ? () => dialURL(addr, options) : () => dial(addr, options)),
     // Synchronous unless a PING is due, so a borrow of a fresh connection awaits nothing.
     testOnBorrow: testOnBorrow ?? ((conn, lastUsed) => (clock() - lastUsed > 60_000 ? conn.do('PING').then(() => undefined) : undefined)),
@@ -670,4 +670,7 @@ export function newPool(addr: string, db = 0, overrides: Partial<PoolOptions> & 
     resetTimeoutMs: resetTimeoutMs ?? 5_000,
     now: clock,
   });
+  // Known before the first dial: a lease reports it from the start.
+  pool.readTimeoutSeen = options.readTimeoutMs ?? 0;
+  return pool;
 }

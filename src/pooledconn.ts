@@ -55,7 +55,7 @@ const TRACKED_LENGTHS = new Set([...STATE_CHANGES.keys()].map((name) => name.len
 
 /** The state change `cmd` causes, or undefined; case-insensitive. */
 export function stateChangeOf(cmd: string): StateChange | undefined {
-  if (!TRACKED_LENGTHS.has(cmd.length)) return undefined;
+  if (typeof cmd !== 'string' || !TRACKED_LENGTHS.has(cmd.length)) return undefined;
   return STATE_CHANGES.get(cmd.toUpperCase());
 }
 
