@@ -22,7 +22,10 @@ export const KEYS: readonly string[] = Array.from({ length: KEY_COUNT }, (_, i) 
 export const LARGE_KEY = 'bench:large';
 export const LARGE_BYTES = 1024 * 1024;
 
-/** Concurrent callers in the pool-50, shared-50 and fastify scenarios. */
+/** Number of counters the fastify-* routes INCR and EXPIRE (not seeded: INCR creates them). */
+export const COUNTER_COUNT = 1000;
+
+/** Concurrent callers in the pool-50, shared-50 and fastify-* scenarios. */
 export const CONCURRENCY = 50;
 
 /** A workload size, cut down under BENCH_QUICK=1. */
@@ -33,4 +36,9 @@ export function scaled(n: number): number {
 /** The i-th key of the rotation every client follows. */
 export function keyAt(i: number): string {
   return KEYS[i % KEY_COUNT] as string;
+}
+
+/** The i-th counter of the rotation the fastify-* routes follow. */
+export function counterAt(i: number): string {
+  return `bench:counter:${i % COUNTER_COUNT}`;
 }

@@ -9,8 +9,13 @@
 import type { TestRedisServer } from '../src/testing/index.js';
 import { ROUNDS } from './config.js';
 
-/** `none`: a reference run without any Redis client (the fastify scenario's no-Redis route). */
-export type Client = 'redisconn' | 'ioredis' | 'node-redis' | 'redis-benchmark' | 'none';
+/**
+ * Reference runs, in no table column and counted neither as `redisconn` nor as
+ * a peer: `none`, without any Redis client (the fastify-* no-Redis route);
+ * `redisconn-exclusive`, redisconn in a non-default mode (the fastify-*
+ * `exclusiveConnections: true` route).
+ */
+export type Client = 'redisconn' | 'ioredis' | 'node-redis' | 'redis-benchmark' | 'none' | 'redisconn-exclusive';
 
 /** One run's result: `value` in the scenario's unit (higher is better), plus side measures. */
 export interface Sample {

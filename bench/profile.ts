@@ -4,8 +4,9 @@
  *   npm run build && node --cpu-prof --cpu-prof-dir=prof dist/bench/profile.js pool-50
  *   node dist/bench/profile-summary.js prof/*.cpuprofile
  *
- * (For `fastify` the redisconn app runs in a child process that inherits the
- * node flags, so its own profile lands beside this one.)
+ * (For the fastify-* scenarios — `fastify` selects all three — the redisconn
+ * app, with the plugin's default options, runs in a child process that
+ * inherits the node flags, so its own profile lands beside this one.)
  */
 import { startRedisServer } from '../src/testing/index.js';
 import { ROUNDS } from './config.js';
