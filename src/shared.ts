@@ -44,6 +44,12 @@ export function refusalOf(cmd: string, args: readonly Arg[]): string | null {
   return `redisconn: ${cmd.toUpperCase()} changes or blocks the connection, so Pool.do cannot run it on the shared connection; borrow one with pool.get()`;
 }
 
+function flushShared(shared: SharedConn, conn: Conn): void {
+  shared.flushNow(conn);
+}
+
+function ignore(): void {}
+
 /** What the shared connection needs from its pool. */
 export interface SharedConnHost {
   /** Dials a connection counted in the pool's stats. */
@@ -61,13 +67,42 @@ export interface SharedConnHost {
 export class SharedConn {
   private conn: Conn | null = null;
   private dialing: Promise<Conn> | null = null;
+  /** A write of what was sent is scheduled for the end of this event-loop turn. */
+  private flushScheduled = false;
 
   constructor(private readonly host: SharedConnHost) {}
 
+  /**
+   * Sends the command and claims its reply now; the bytes go out once per
+   * event-loop turn (setImmediate), so the commands of every I/O callback of
+   * the turn (one per HTTP request, say) share one write, where a per-tick
+   * flush would write once per callback.
+   */
   do(cmd: string, args: Arg[]): Promise<Reply> {
     const conn = this.conn;
-    if (conn !== null && conn.err() === null) return conn.do(cmd, ...args);
-    return this.connect().then((fresh) => fresh.do(cmd, ...args));
+    if (conn !== null && conn.err() === null) return this.enqueue(conn, cmd, args);
+    return this.connect().then((fresh) => this.enqueue(fresh, cmd, args));
+  }
+
+  private enqueue(conn: Conn, cmd: string, args: Arg[]): Promise<Reply> {
+    try {
+      conn.send(cmd, ...args);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const reply = conn.receive();
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(flushShared, this, conn);
+    }
+    return reply;
+  }
+
+  /** Writes what this turn's callers sent (see `do`). */
+  flushNow(conn: Conn): void {
+    this.flushScheduled = false;
+    // A failed write breaks the connection, which rejects the replies claimed.
+    if (conn.err() === null) conn.flush().catch(ignore);
   }
 
   /** Closes the shared connection (pool close). */
