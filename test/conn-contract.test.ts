@@ -11,7 +11,7 @@
  * redis-server started with DEBUG enabled.
  */
 import Fastify from 'fastify';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import redisconn, { getPool } from '../plugin/index.js';
 import type { Conn } from '../src/conn.js';
 import { dial } from '../src/dial.js';
@@ -19,8 +19,8 @@ import { ConnClosedError, RedisError, TimeoutError } from '../src/errors.js';
 import { newPool, type Pool } from '../src/pool.js';
 import { PubSubConn } from '../src/pubsub.js';
 import type { Reply } from '../src/resp/decode.js';
-import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientInfo, clientList, eventually, guardProcessErrors, rejection, settle, sleep, text, thrownBy, within } from './helpers.js';
+import type { TestRedisServer } from '../src/testing/index.js';
+import { clientInfo, clientList, eventually, guardProcessErrors, rejection, settle, sleep, text, thrownBy, useServerWithConn, within } from './helpers.js';
 
 guardProcessErrors();
 
@@ -33,15 +33,13 @@ let server: TestRedisServer;
 /** "Another connection": a plain conn in db 0 the tests use to observe and interfere. */
 let admin: Conn;
 
-beforeAll(async () => {
-  server = await startRedisServer({ args: ['--enable-debug-command', 'yes'] });
-  admin = await dial(server.addr);
-});
-
-afterAll(async () => {
-  await admin?.close();
-  await server?.stop();
-});
+useServerWithConn(
+  (started) => {
+    server = started.server;
+    admin = started.conn;
+  },
+  { args: ['--enable-debug-command', 'yes'] },
+);
 
 /** Cleanups registered by the running test's fixture, run last-in first-out after it. */
 const cleanups: (() => Promise<unknown>)[] = [];

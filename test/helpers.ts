@@ -15,7 +15,7 @@ import type { Conn } from '../src/conn.js';
 import type { Pool } from '../src/pool.js';
 import { dial } from '../src/dial.js';
 import type { Reply } from '../src/resp/decode.js';
-import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
+import { startRedisServer, type StartRedisServerOptions, type TestRedisServer } from '../src/testing/index.js';
 
 /**
  * Records `unhandledRejection` / `uncaughtException` events from beforeAll on
@@ -37,6 +37,17 @@ export function guardProcessErrors(): void {
     process.off('uncaughtException', onException);
     expect(events.map((e) => `${e.kind}: ${String(e.error instanceof Error ? e.error.stack : e.error)}`)).toEqual([]);
   });
+}
+
+/** Every text an error could show: String(), message, stack and JSON of it and its cause chain. */
+export function errorTexts(err: unknown): string[] {
+  const out: string[] = [];
+  for (let at: unknown = err, depth = 0; at !== undefined && at !== null && depth < 10; depth++) {
+    const e = at as Error;
+    out.push(String(e), String(e.message), String(e.stack), JSON.stringify(e) ?? '');
+    at = e.cause;
+  }
+  return out;
 }
 
 /** Resolves after `ms` (default 0: one macrotask turn, so every ready promise has settled). */
@@ -90,11 +101,11 @@ export interface ServerWithConn {
  * Starts a redis-server and dials one conn to it in beforeAll (handing both to
  * `bind`), and closes the conn and stops the server in afterAll.
  */
-export function useServerWithConn(bind: (started: ServerWithConn) => void): void {
+export function useServerWithConn(bind: (started: ServerWithConn) => void, options?: StartRedisServerOptions): void {
   let server: TestRedisServer | undefined;
   let conn: Conn | undefined;
   beforeAll(async () => {
-    server = await startRedisServer();
+    server = await startRedisServer(options);
     conn = await dial(server.addr);
     bind({ server, conn });
   });

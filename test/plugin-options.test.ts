@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import redisconn, { ErrBadOption, ProtocolError, type Pool, type RedisconnOptions } from '../plugin/index.js';
 import { MAX_TIMEOUT_MS } from '../src/deadline.js';
-import { guardProcessErrors, memoryLogger, rejection, useApps, useServerWithConn, type LogLine } from './helpers.js';
+import { errorTexts, guardProcessErrors, memoryLogger, rejection, useApps, useServerWithConn, type LogLine } from './helpers.js';
 import type { TestRedisServer } from '../src/testing/index.js';
 import type { Conn } from '../src/conn.js';
 
@@ -41,15 +41,6 @@ async function readyApp(options: RedisconnOptions): Promise<FastifyInstance> {
 }
 
 /** The texts an error can show: message, String(), stack, JSON, down its cause chain. */
-function errorTexts(err: unknown): string[] {
-  const out: string[] = [];
-  for (let at: unknown = err, depth = 0; at !== undefined && at !== null && depth < 10; depth++) {
-    const e = at as Error;
-    out.push(String(e), String(e.message), String(e.stack), JSON.stringify(e) ?? '');
-    at = e.cause;
-  }
-  return out;
-}
 
 /** Fails when any text holds the secret, its percent-encoding or any 4-character piece of either. */
 function expectNoSecret(texts: string[], secret: string): void {

@@ -6,30 +6,28 @@
  * and bad input reported as typed errors, never as synchronous throws.
  */
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dial } from '../src/dial.js';
 import { ConnClosedError, ProtocolError, TimeoutError } from '../src/errors.js';
 import { MAX_TIMEOUT_MS } from '../src/deadline.js';
 import type { Conn } from '../src/conn.js';
 import { newPool, Pool } from '../src/pool.js';
 import { decimal, encodeCommand } from '../src/resp/encode.js';
-import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, sleep, text, within } from './helpers.js';
+import type { TestRedisServer } from '../src/testing/index.js';
+import { guardProcessErrors, rejection, sleep, text, useServerWithConn, within } from './helpers.js';
 
 guardProcessErrors();
 
 let server: TestRedisServer;
 let admin: Conn;
 
-beforeAll(async () => {
-  server = await startRedisServer({ args: ['--enable-debug-command', 'yes'] });
-  admin = await dial(server.addr);
-});
-
-afterAll(async () => {
-  await admin?.close();
-  await server?.stop();
-});
+useServerWithConn(
+  (started) => {
+    server = started.server;
+    admin = started.conn;
+  },
+  { args: ['--enable-debug-command', 'yes'] },
+);
 
 /** A hostile peer: runs `behave` on each accepted socket. */
 async function fakeServer(behave: (socket: net.Socket) => void): Promise<{ addr: string; close(): Promise<void> }> {

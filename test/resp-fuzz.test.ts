@@ -18,6 +18,7 @@ import { describe, expect, it } from 'vitest';
 import { Decoder, NEED_MORE, type DecoderOptions, type Reply } from '../src/resp/decode.js';
 import { CommandWriter, decimal, encodeCommand, type Arg } from '../src/resp/encode.js';
 import { ProtocolError, RedisError } from '../src/errors.js';
+import { Rng } from './rng.js';
 
 const SEED = 0x5eed_2024;
 const VALID_CASES = 40_000;
@@ -28,41 +29,7 @@ const ENCODER_CASES = 10_000;
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
-// ---------------------------------------------------------------- PRNG
-
-/** mulberry32: small, fast, good enough to drive a fuzzer. */
-class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  /** Integer in [lo, hi]. */
-  range(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-  bytes(n: number): Buffer {
-    const out = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) out[i] = this.int(256);
-    return out;
-  }
-}
+// ---------------------------------------------------------------- PRNG (test/rng.ts)
 
 const caseSeed = (kind: number, i: number): number => (SEED ^ Math.imul(kind + 1, 0x85ebca6b) ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0;
 

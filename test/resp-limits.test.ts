@@ -9,29 +9,13 @@ import vm from 'node:vm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Decoder, NEED_MORE, type DecoderOptions, type Reply } from '../src/resp/decode.js';
 import { ProtocolError, RedisError } from '../src/errors.js';
+import { Rng } from './rng.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
 const MiB = 1024 * 1024;
 const wire = (s: string): Buffer => Buffer.from(s, 'latin1');
-
-/** mulberry32. */
-class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  range(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-}
 
 function randomBytes(size: number, seed: number): Buffer {
   const out = Buffer.allocUnsafe(size);

@@ -8,7 +8,7 @@ import type { Endpoint, DialOptions } from '../src/dial.js';
 import { RedisError } from '../src/errors.js';
 import { dialURL, parseURL, redactURL } from '../src/url.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientInfo, guardProcessErrors, rejection, text, thrownBy } from './helpers.js';
+import { clientInfo, errorTexts, guardProcessErrors, rejection, text, thrownBy } from './helpers.js';
 
 guardProcessErrors();
 
@@ -157,15 +157,6 @@ describe('parseURL', () => {
 });
 
 /** The texts an error can show: message, String(), stack, JSON, down its cause chain. */
-function errorTexts(err: unknown): string[] {
-  const out: string[] = [];
-  for (let at: unknown = err, depth = 0; at !== undefined && at !== null && depth < 10; depth++) {
-    const e = at as Error;
-    out.push(String(e), String(e.message), String(e.stack), JSON.stringify(e) ?? '');
-    at = e.cause;
-  }
-  return out;
-}
 
 /** Fails when any text holds a secret, its percent-encoding or any 4-character piece of either. */
 function expectNoSecret(texts: string[], secrets: string[]): void {
