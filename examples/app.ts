@@ -39,6 +39,10 @@ export async function buildApp(options: ExampleOptions = {}): Promise<FastifyIns
   // read timeout (5 s), and idle proxies between us and Redis see traffic.
   const sseHealthCheckMs = options.sseHealthCheckMs ?? 15_000;
 
+  // Default options: request.redis.get() returns a lease (stateless commands
+  // ride the pool's shared connection; MULTI, BLPOP, SUBSCRIBE... move it to a
+  // connection of its own). Pass `exclusiveConnections: true` for an exclusive
+  // borrow per get().
   await app.register(redisconn, {
     ...options.redis,
     metrics: { registry, route: '/metrics' },
@@ -49,7 +53,7 @@ export async function buildApp(options: ExampleOptions = {}): Promise<FastifyIns
     },
   });
 
-  // A counter: one INCR on a connection borrowed for this request.
+  // A counter: one INCR on this request's connection (a lease: no socket of its own).
   app.post<{ Params: { name: string } }>('/counter/:name', async (request) => {
     await using conn = await request.redis.get();
     const value = asInt(await conn.do('INCR', `counter:${request.params.name}`));

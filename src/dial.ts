@@ -171,6 +171,8 @@ export async function dialEndpoint(endpoint: Endpoint, options: DialOptions = {}
   checkOptions(options);
   if (options.signal?.aborted) throw options.signal.reason;
   const name = describeEndpoint(endpoint);
+  // connectTimeoutMs bounds connect and handshake together, not each of them.
+  const started = performance.now();
   const socket = await connectSocket(endpoint, options, name);
   socket.setNoDelay(true);
   const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
@@ -185,6 +187,7 @@ export async function dialEndpoint(endpoint: Endpoint, options: DialOptions = {}
   const needsHandshake = (options.password ?? '') !== '' || !!options.clientName || (options.db ?? 0) !== 0 || options.protocol === 3;
   if (!needsHandshake) return conn;
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const left = Math.max(0, timeoutMs - (performance.now() - started));
   let timer: NodeJS.Timeout | undefined;
   const onAbort = (): void => void conn.close();
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -192,7 +195,7 @@ export async function dialEndpoint(endpoint: Endpoint, options: DialOptions = {}
     await Promise.race([
       handshake(conn, options),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError(`redisconn: dial ${name}: handshake timed out after ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => reject(new TimeoutError(`redisconn: dial ${name}: connect and handshake took longer than ${timeoutMs} ms`)), left);
       }),
     ]);
     return conn;

@@ -399,7 +399,6 @@ export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
     return (this.idleTimeoutMs > 0 && now - entry.lastUsed >= this.idleTimeoutMs) || this.expired(entry.createdAt, now);
   }
 
-  /** Closes idle connections past their idle timeout or lifetime. */
   /**
    * Closes idle connections past the idle timeout. The idle list is in return
    * order, so only its stale head is visited (a get stays O(1)); lifetime and
@@ -649,10 +648,11 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal, late: (value: T) =>
 }
 
 /**
- * A pool with LUCI's defaults for `addr` (`host:port`, a unix socket path, or
- * a redis:// URL whose settings `db` and `overrides` take precedence over) and `db`: maxIdle 64, maxActive 512,
- * idle timeout 3 min, wait true, PING on borrow when idle over 1 min, and
- * connect/read/write timeouts of 5 s. `overrides` adjust pool and dial options.
+ * A pool for `addr` (`host:port`, a unix socket path, or a redis:// URL) and
+ * `db`, with LUCI's defaults: maxIdle 64, maxActive 512, idle timeout 3 min,
+ * wait true, PING on borrow when idle over 1 min, connect/read/write timeouts
+ * of 5 s. `overrides` adjust pool and dial options; `db` and `overrides` win
+ * over what a URL says.
  */
 export function newPool(addr: string, db = 0, overrides: Partial<PoolOptions> & DialOptions = {}): Pool {
   const { dial: dialOverride, testOnBorrow, maxIdle, maxActive, idleTimeoutMs, wait, maxConnLifetimeMs, resetTimeoutMs, now, ...dialOptions } = overrides;
