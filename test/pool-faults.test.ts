@@ -115,11 +115,11 @@ describe('server killed and restarted on the same port', () => {
     const first = await startServer();
     const { pool, name, made, counter } = makePool(first.addr, {}, { connectTimeoutMs });
     const before = await observe(first);
-    const leases = await Promise.all([pool.get(), pool.get(), pool.get()]);
-    for (const lease of leases) expect(await lease.do('PING')).toBe('PONG');
-    const held = leases[0] as Conn;
-    await (leases[1] as Conn).close();
-    await (leases[2] as Conn).close();
+    const borrowedConns = await Promise.all([pool.get(), pool.get(), pool.get()]);
+    for (const borrowed of borrowedConns) expect(await borrowed.do('PING')).toBe('PONG');
+    const held = borrowedConns[0] as Conn;
+    await (borrowedConns[1] as Conn).close();
+    await (borrowedConns[2] as Conn).close();
     await expectTruth(pool, before, name, { active: 3, idle: 2 });
 
     await first.kill();
@@ -157,9 +157,9 @@ describe('server killed and restarted on the same port', () => {
     expect(second.addr).toBe(first.addr);
     const after = await observe(second);
     const fresh = await Promise.all([pool.get(), pool.get()]);
-    for (const lease of fresh) expect(await lease.do('PING')).toBe('PONG');
+    for (const borrowed of fresh) expect(await borrowed.do('PING')).toBe('PONG');
     await expectTruth(pool, after, name, { active: 2, idle: 0 });
-    await Promise.all(fresh.map((lease) => lease.close()));
+    await Promise.all(fresh.map((borrowed) => borrowed.close()));
     await expectTruth(pool, after, name, { active: 2, idle: 2 });
     expect(counter.dials).toBe(pool.stats().dials);
     expect(pool.stats().dials).toBe(3 + 3 + 20 + 2);
@@ -194,16 +194,16 @@ describe('server killed and restarted on the same port', () => {
   it('a server killed in the middle of a reply breaks only the conns on it', async () => {
     const server = await startServer();
     const { pool, name } = makePool(server.addr, {}, { connectTimeoutMs });
-    const lease = await pool.get();
+    const borrowed = await pool.get();
     const k = 'faults:big';
-    await lease.do('SET', k, Buffer.alloc(8 * MiB, 'x'));
+    await borrowed.do('SET', k, Buffer.alloc(8 * MiB, 'x'));
     // A large GET in flight while the server dies.
-    const inFlight = settle(lease.do('GET', k));
+    const inFlight = settle(borrowed.do('GET', k));
     await server.kill();
     const result = await inFlight;
     if (!result.ok) expect(result.error).toBeInstanceOf(ConnClosedError);
     else expect((result.value as Buffer).length).toBe(8 * MiB); // it may have won the race
-    await lease.close();
+    await borrowed.close();
     const back = await startServer(server.port);
     const observer = await observe(back);
     await borrowAndPing(pool);
@@ -216,25 +216,25 @@ describe('hung server (SIGSTOP)', () => {
     const server = await startServer();
     const { pool, name, counter } = makePool(server.addr, {}, { readTimeoutMs: 200 });
     const observer = await observe(server);
-    const lease = await pool.get();
-    expect(await lease.do('PING')).toBe('PONG');
+    const borrowed = await pool.get();
+    expect(await borrowed.do('PING')).toBe('PONG');
     const spare = await pool.get();
     await spare.close();
     server.pause();
     try {
       const started = performance.now();
-      const err = await rejection(lease.do('PING'));
+      const err = await rejection(borrowed.do('PING'));
       const elapsed = performance.now() - started;
       expect(err).toBeInstanceOf(TimeoutError);
       expect(elapsed).toBeGreaterThanOrEqual(180);
       expect(elapsed).toBeLessThan(1_000);
-      expect(lease.err()).toBeInstanceOf(TimeoutError);
-      await lease.close();
+      expect(borrowed.err()).toBeInstanceOf(TimeoutError);
+      await borrowed.close();
       expect(pool.stats()).toMatchObject({ activeCount: 1, idleCount: 1 });
       // The idle spare is lent (nothing tells it apart yet) and times out too.
-      const borrowed = await pool.get();
-      expect(await rejection(borrowed.do('PING'))).toBeInstanceOf(TimeoutError);
-      await borrowed.close();
+      const spareLent = await pool.get();
+      expect(await rejection(spareLent.do('PING'))).toBeInstanceOf(TimeoutError);
+      await spareLent.close();
       expect(pool.stats()).toMatchObject({ activeCount: 0, idleCount: 0 });
     } finally {
       server.resume();
@@ -275,8 +275,8 @@ describe('hung server (SIGSTOP)', () => {
     const name = `faults-${++nameSeq}`;
     const pool = newPool(server.addr, 0, { clientName: name, readTimeoutMs: 2_000, maxActive: 1, now: () => t });
     pools.push(pool);
-    const lease = await pool.get();
-    await lease.close();
+    const borrowed = await pool.get();
+    await borrowed.close();
     t += 61_000; // idle over a minute: the next borrow PINGs first
     server.pause();
     try {
@@ -344,8 +344,8 @@ describe('no growth over many cycles', () => {
     const started = performance.now();
     let maxActive = 0;
     for (let i = 1; i <= cycles; i++) {
-      const lease = await pool.get();
-      await lease.close();
+      const borrowed = await pool.get();
+      await borrowed.close();
       if (i % 100_000 === 0) {
         const stats = pool.stats();
         maxActive = Math.max(maxActive, stats.activeCount);
@@ -379,8 +379,8 @@ describe('no growth over many cycles', () => {
       const heapBefore = heapUsedAfterGc();
       const started = performance.now();
       for (let i = 0; i < cycles; i++) {
-        const lease = await pool.get(options);
-        await lease.close();
+        const borrowed = await pool.get(options);
+        await borrowed.close();
       }
       const elapsedMs = performance.now() - started;
       const growthMiB = (heapUsedAfterGc() - heapBefore) / MiB;

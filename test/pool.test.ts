@@ -292,16 +292,16 @@ describe('borrow and return', () => {
 
   it('closes the oldest idle conn when more than maxIdle come back', async () => {
     const { pool, dialer } = makePool({ maxIdle: 2 });
-    const leases = [await pool.get(), await pool.get(), await pool.get()];
-    const ids = await Promise.all(leases.map(idOf));
-    for (const lease of leases) await lease.close();
+    const borrowedConns = [await pool.get(), await pool.get(), await pool.get()];
+    const ids = await Promise.all(borrowedConns.map(idOf));
+    for (const borrowed of borrowedConns) await borrowed.close();
     await expectTruth(pool, { active: 2, idle: 2 });
     const left = (await serverClients()).map((c) => Number(c.id)).sort((x, y) => x - y);
     expect(left).toEqual([ids[1], ids[2]]);
     // redigo's TestPoolMaxIdle: rounds of 3 with maxIdle 2 dial one conn per round.
     for (let round = 0; round < 5; round++) {
       const more = [await pool.get(), await pool.get(), await pool.get()];
-      for (const lease of more) await lease.close();
+      for (const borrowed of more) await borrowed.close();
       await expectTruth(pool, { active: 2, idle: 2 });
     }
     expect(dialer.dials).toBe(3 + 5);
@@ -309,13 +309,13 @@ describe('borrow and return', () => {
 
   it('discards a conn that broke while borrowed and dials a new one', async () => {
     const { pool, dialer } = makePool();
-    const lease = await pool.get();
-    const id = await idOf(lease);
+    const borrowed = await pool.get();
+    const id = await idOf(borrowed);
     expect(await admin.do('CLIENT', 'KILL', 'ID', id)).toBe(1);
-    const err = await rejection(lease.do('PING'));
+    const err = await rejection(borrowed.do('PING'));
     expect(err).toBeInstanceOf(ConnClosedError);
-    expect(lease.err()).toBeInstanceOf(ConnClosedError);
-    await lease.close();
+    expect(borrowed.err()).toBeInstanceOf(ConnClosedError);
+    await borrowed.close();
     await expectTruth(pool, { active: 0, idle: 0 });
     const next = await pool.get();
     expect(await idOf(next)).not.toBe(id);
@@ -326,10 +326,10 @@ describe('borrow and return', () => {
 
   it('discards a conn whose call timed out (the stream is lost)', async () => {
     const { pool, dialer } = makePool();
-    const lease = await pool.get();
-    const err = await rejection(lease.doWithTimeout(50, 'BLPOP', key('never'), 5));
+    const borrowed = await pool.get();
+    const err = await rejection(borrowed.doWithTimeout(50, 'BLPOP', key('never'), 5));
     expect(err).toBeInstanceOf(TimeoutError);
-    await lease.close();
+    await borrowed.close();
     await expectTruth(pool, { active: 0, idle: 0 });
     await borrowAndPing(pool);
     expect(dialer.dials).toBe(2);
@@ -337,12 +337,12 @@ describe('borrow and return', () => {
 
   it('keeps a conn after an error reply (not fatal)', async () => {
     const { pool, dialer } = makePool();
-    const lease = await pool.get();
+    const borrowed = await pool.get();
     const k = key('wrongtype');
-    await lease.do('SET', k, 'x');
-    const err = await rejection(lease.do('LPUSH', k, 'y'));
+    await borrowed.do('SET', k, 'x');
+    const err = await rejection(borrowed.do('LPUSH', k, 'y'));
     expect(err).toBeInstanceOf(RedisError);
-    await lease.close();
+    await borrowed.close();
     await expectTruth(pool, { active: 1, idle: 1 });
     await borrowAndPing(pool);
     expect(dialer.dials).toBe(1);
@@ -350,26 +350,26 @@ describe('borrow and return', () => {
 
   it('double close is harmless and use after close rejects with ConnClosedError', async () => {
     const { pool } = makePool();
-    const lease = await pool.get();
-    await lease.close();
-    await lease.close();
-    await lease[Symbol.asyncDispose]();
+    const borrowed = await pool.get();
+    await borrowed.close();
+    await borrowed.close();
+    await borrowed[Symbol.asyncDispose]();
     // Returned once, not three times.
     await expectTruth(pool, { active: 1, idle: 1 });
-    expect(await rejection(lease.do('PING'))).toBeInstanceOf(ConnClosedError);
-    expect(await rejection(lease.doWithTimeout(100, 'PING'))).toBeInstanceOf(ConnClosedError);
-    expect(await rejection(lease.doWithSignal(new AbortController().signal, 'PING'))).toBeInstanceOf(ConnClosedError);
-    expect(await rejection(lease.receive())).toBeInstanceOf(ConnClosedError);
-    expect(await rejection(lease.receiveWithTimeout(100))).toBeInstanceOf(ConnClosedError);
-    expect(await rejection(lease.flush())).toBeInstanceOf(ConnClosedError);
-    expect(() => lease.send('PING')).toThrow(ConnClosedError);
-    expect(lease.err()).toBeInstanceOf(ConnClosedError);
-    expect((lease.err() as ConnClosedError).code).toBe('REDIS_CONN_CLOSED');
-    // The conn itself is fine and lent again, to a new lease.
+    expect(await rejection(borrowed.do('PING'))).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(borrowed.doWithTimeout(100, 'PING'))).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(borrowed.doWithSignal(new AbortController().signal, 'PING'))).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(borrowed.receive())).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(borrowed.receiveWithTimeout(100))).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(borrowed.flush())).toBeInstanceOf(ConnClosedError);
+    expect(() => borrowed.send('PING')).toThrow(ConnClosedError);
+    expect(borrowed.err()).toBeInstanceOf(ConnClosedError);
+    expect((borrowed.err() as ConnClosedError).code).toBe('REDIS_CONN_CLOSED');
+    // The conn itself is fine and lent again, to a new borrowed.
     const again = await pool.get();
-    expect(again).not.toBe(lease);
+    expect(again).not.toBe(borrowed);
     expect(await again.do('PING')).toBe('PONG');
-    expect(await rejection(lease.do('PING'))).toBeInstanceOf(ConnClosedError);
+    expect(await rejection(borrowed.do('PING'))).toBeInstanceOf(ConnClosedError);
     await again.close();
     await expectTruth(pool, { active: 1, idle: 1 });
   });
@@ -377,8 +377,8 @@ describe('borrow and return', () => {
   it('await using returns the conn', async () => {
     const { pool } = makePool();
     {
-      await using lease = await pool.get();
-      expect(await lease.do('PING')).toBe('PONG');
+      await using borrowed = await pool.get();
+      expect(await borrowed.do('PING')).toBe('PONG');
       await expectTruth(pool, { active: 1, idle: 0 });
     }
     await expectTruth(pool, { active: 1, idle: 1 });
@@ -514,10 +514,10 @@ describe('idle timeout, max lifetime and testOnBorrow on an injected clock', () 
     });
     const ids = new Set<number>();
     for (let round = 1; round <= 5; round++) {
-      const lease = await pool.get();
-      ids.add(await idOf(lease));
+      const borrowed = await pool.get();
+      ids.add(await idOf(borrowed));
       clock.advance(10);
-      await lease.close();
+      await borrowed.close();
       await expectTruth(pool, { active: 1, idle: 1 });
     }
     expect(seen).toEqual([1_000_010, 1_000_020, 1_000_030, 1_000_040]);
@@ -537,10 +537,10 @@ describe('idle timeout, max lifetime and testOnBorrow on an injected clock', () 
     });
     const ids = new Set<number>();
     for (let round = 1; round <= 5; round++) {
-      const lease = await pool.get();
-      ids.add(await idOf(lease));
+      const borrowed = await pool.get();
+      ids.add(await idOf(borrowed));
       clock.advance(10);
-      await lease.close();
+      await borrowed.close();
     }
     expect(seen).toEqual([1_000_010, 1_000_020, 1_000_030, 1_000_040]);
     expect(dialer.dials).toBe(1);
@@ -561,11 +561,11 @@ describe('idle timeout, max lifetime and testOnBorrow on an injected clock', () 
     await a.close();
     await b.close(); // b is on top of the LIFO list
     bad.add(dialer.conns[1] as Conn);
-    const lease = await pool.get();
-    expect(await idOf(lease)).toBe(idA);
+    const borrowed = await pool.get();
+    expect(await idOf(borrowed)).toBe(idA);
     expect(dialer.dials).toBe(2);
     await expectTruth(pool, { active: 1, idle: 0 });
-    await lease.close();
+    await borrowed.close();
   });
 
   it('timeoutMs and signal also bound a slow testOnBorrow; the conn is kept or closed when the check ends', async () => {
@@ -611,7 +611,7 @@ describe('idle timeout, max lifetime and testOnBorrow on an injected clock', () 
       },
     });
     const first = await Promise.all(Array.from({ length: 100 }, () => pool.get()));
-    await Promise.all(first.map((lease) => lease.close()));
+    await Promise.all(first.map((borrowed) => borrowed.close()));
     await expectTruth(pool, { active: 100, idle: 100 });
     for (const conn of dialer.conns) old.add(conn);
     const second = await Promise.all(Array.from({ length: 100 }, () => pool.get()));
@@ -621,7 +621,7 @@ describe('idle timeout, max lifetime and testOnBorrow on an injected clock', () 
     await expectTruth(pool, { active: 100, idle: 0 });
     const ids = new Set(await Promise.all(second.map(idOf)));
     expect(ids.size).toBe(100);
-    await Promise.all(second.map((lease) => lease.close()));
+    await Promise.all(second.map((borrowed) => borrowed.close()));
     await expectTruth(pool, { active: 100, idle: 100 });
   });
 });
@@ -670,9 +670,9 @@ describe('maxActive and waiting', () => {
     const order: number[] = [];
     const waiters = Array.from({ length: 10 }, (_, i) =>
       track(
-        pool.get().then((lease) => {
+        pool.get().then((borrowed) => {
           order.push(i);
-          return lease;
+          return borrowed;
         }),
       ),
     );
@@ -736,8 +736,8 @@ describe('maxActive and waiting', () => {
     await held.close();
     // The conn went idle, not to the abandoned waiter.
     await expectTruth(pool, { active: 1, idle: 1 });
-    const lease = await pool.get();
-    await lease.close();
+    const borrowed = await pool.get();
+    await borrowed.close();
     expect(dialer.dials).toBe(1);
     // An already aborted signal rejects at once, without dialing.
     const done = new AbortController();
@@ -758,9 +758,9 @@ describe('maxActive and waiting', () => {
     expect(elapsed).toBeLessThan(1_000);
     await held.close();
     // The timed-out waiter is gone: the next get takes the idle conn at once.
-    const lease = await pool.get({ timeoutMs: 80 });
-    expect(await lease.do('PING')).toBe('PONG');
-    await lease.close();
+    const borrowed = await pool.get({ timeoutMs: 80 });
+    expect(await borrowed.do('PING')).toBe('PONG');
+    await borrowed.close();
     await expectTruth(pool, { active: 1, idle: 1 });
     expect(await rejection(pool.get({ timeoutMs: -1 }))).toBeInstanceOf(RangeError);
   });
@@ -888,8 +888,8 @@ describe('maxActive and waiting', () => {
     expect(await eventually(() => pool.activeCount === 0)).toBe(true);
     expect(pool.stats()).toMatchObject({ dials: 1, dialErrors: 1 });
     dialer.failing = false;
-    const lease = await pool.get({ timeoutMs: 1_000 });
-    await lease.close();
+    const borrowed = await pool.get({ timeoutMs: 1_000 });
+    await borrowed.close();
     await expectTruth(pool, { active: 1, idle: 1 });
   });
 });
@@ -904,24 +904,24 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
    * from it after CLIENT INFO.
    */
   async function commandsAfter(pool: Pool, scenario: (conn: Conn) => Promise<void>): Promise<{ addr: string; commands: string[] }> {
-    const lease = await pool.get();
-    const { addr } = await clientInfo(lease);
-    await scenario(lease);
-    await lease.close();
+    const borrowed = await pool.get();
+    const { addr } = await clientInfo(borrowed);
+    await scenario(borrowed);
+    await borrowed.close();
     await monitor.sync();
     return { addr: addr as string, commands: monitor.commandsAfterInfo(addr as string) };
   }
 
   /** The next borrower gets the same, clean conn. */
   async function expectCleanReuse(pool: Pool, addr: string): Promise<Conn> {
-    const lease = await pool.get();
-    const info = await clientInfo(lease);
+    const borrowed = await pool.get();
+    const info = await clientInfo(borrowed);
     expect(info.addr).toBe(addr);
     expect(info).toMatchObject({ flags: 'N', sub: '0', psub: '0', multi: '-1', db: '0' });
     expect(info.ssub ?? '0').toBe('0');
-    expect(await lease.do('PING')).toBe('PONG');
-    expect(text(await lease.do('ECHO', 'fresh'))).toBe('fresh');
-    return lease;
+    expect(await borrowed.do('PING')).toBe('PONG');
+    expect(text(await borrowed.do('ECHO', 'fresh'))).toBe('fresh');
+    return borrowed;
   }
 
   it('SUBSCRIBE → UNSUBSCRIBE, PUNSUBSCRIBE, ECHO marker; the conn is reused clean', async () => {
@@ -934,8 +934,8 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
       for (let i = 0; i < 20; i++) await admin.do('PUBLISH', channel, `m${i}`);
     });
     expect(commands).toEqual([`SUBSCRIBE ${channel}`, 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'ECHO <marker>']);
-    const lease = await expectCleanReuse(pool, addr);
-    await lease.close();
+    const borrowed = await expectCleanReuse(pool, addr);
+    await borrowed.close();
     await expectTruth(pool, { active: 1, idle: 1 });
   });
 
@@ -949,12 +949,12 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
       for (let i = 0; i < 20; i++) await admin.do('PUBLISH', channel, `m${i}`);
     });
     expect(commands).toEqual([`SUBSCRIBE ${channel}`, `PSUBSCRIBE ${channel}*`, 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'ECHO <marker>']);
-    const lease = await pool.get();
-    const info = await clientInfo(lease);
+    const borrowed = await pool.get();
+    const info = await clientInfo(borrowed);
     expect(info).toMatchObject({ addr, sub: '0', psub: '0', resp: '3' });
     await admin.do('PUBLISH', channel, 'late');
-    expect(await lease.do('ECHO', 'fresh')).toBe('fresh');
-    await lease.close();
+    expect(await borrowed.do('ECHO', 'fresh')).toBe('fresh');
+    await borrowed.close();
     await expectTruth(pool, { active: 1, idle: 1 });
   });
 
@@ -967,8 +967,8 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
       expect(text(((await conn.receive()) as Reply[])[0])).toBe('psubscribe');
     });
     expect(commands).toEqual(['psubscribe a.*', 'PSUBSCRIBE b.* c.*', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'ECHO <marker>']);
-    const lease = await expectCleanReuse(pool, addr);
-    await lease.close();
+    const borrowed = await expectCleanReuse(pool, addr);
+    await borrowed.close();
   });
 
   it('SSUBSCRIBE → UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE, ECHO marker', async () => {
@@ -977,8 +977,8 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
       await conn.do('SSUBSCRIBE', 'shard-chan');
     });
     expect(commands).toEqual(['SSUBSCRIBE shard-chan', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'ECHO <marker>']);
-    const lease = await expectCleanReuse(pool, addr);
-    await lease.close();
+    const borrowed = await expectCleanReuse(pool, addr);
+    await borrowed.close();
   });
 
   it('WATCH → UNWATCH (and the next borrower is not watching)', async () => {
@@ -989,12 +989,12 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
     });
     expect(commands).toEqual([`WATCH ${k}`, 'UNWATCH']);
     await admin.do('SET', k, 'changed');
-    const lease = await expectCleanReuse(pool, addr);
+    const borrowed = await expectCleanReuse(pool, addr);
     // Still watching would make this EXEC abort (null).
-    await lease.do('MULTI');
-    await lease.do('SET', k, 'mine');
-    expect(await lease.do('EXEC')).toEqual(['OK']);
-    await lease.close();
+    await borrowed.do('MULTI');
+    await borrowed.do('SET', k, 'mine');
+    expect(await borrowed.do('EXEC')).toEqual(['OK']);
+    await borrowed.close();
   });
 
   it('lowercase watch is tracked too', async () => {
@@ -1015,9 +1015,9 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
       expect(await conn.do('SET', k, 'v')).toBe('QUEUED');
     });
     expect(commands).toEqual([`WATCH ${k}`, 'MULTI', 'DISCARD']);
-    const lease = await expectCleanReuse(pool, addr);
-    expect(await lease.do('GET', k)).toBeNull();
-    await lease.close();
+    const borrowed = await expectCleanReuse(pool, addr);
+    expect(await borrowed.do('GET', k)).toBeNull();
+    await borrowed.close();
   });
 
   it('WATCH + MULTI + EXEC → nothing extra', async () => {
@@ -1031,8 +1031,8 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
     });
     expect(commands.filter((c) => c !== `SET ${k} v`)).toEqual([`WATCH ${k}`, 'MULTI', 'EXEC']);
     expect(commands).toHaveLength(4);
-    const lease = await expectCleanReuse(pool, addr);
-    await lease.close();
+    const borrowed = await expectCleanReuse(pool, addr);
+    await borrowed.close();
   });
 
   it('MULTI + DISCARD → nothing extra', async () => {
@@ -1043,8 +1043,8 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
       await conn.do('DISCARD');
     });
     expect(commands).toEqual(['MULTI', 'DISCARD']);
-    const lease = await expectCleanReuse(pool, addr);
-    await lease.close();
+    const borrowed = await expectCleanReuse(pool, addr);
+    await borrowed.close();
   });
 
   it('MULTI/EXEC pipelined with send and never read: replies drained, the next borrower reads only its own', async () => {
@@ -1064,9 +1064,9 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
     await next.flush();
     expect(text(await next.receive())).toBe('mine');
     await next.close();
-    const lease = await expectCleanReuse(pool, addr);
-    expect(text(await lease.do('GET', k))).toBe('1');
-    await lease.close();
+    const borrowed = await expectCleanReuse(pool, addr);
+    expect(text(await borrowed.do('GET', k))).toBe('1');
+    await borrowed.close();
   });
 
   it('MONITOR → the conn is closed, not reused', async () => {
@@ -1077,10 +1077,10 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
     expect(commands).toEqual([]); // MONITOR itself is not shown to monitors
     await expectTruth(pool, { active: 0, idle: 0 });
     expect((await serverClients()).map((c) => c.addr)).not.toContain(addr);
-    const lease = await pool.get();
-    expect((await clientInfo(lease)).addr).not.toBe(addr);
+    const borrowed = await pool.get();
+    expect((await clientInfo(borrowed)).addr).not.toBe(addr);
     expect(dialer.dials).toBe(2);
-    await lease.close();
+    await borrowed.close();
   });
 
   it('SELECT → the conn is closed, not reused', async () => {
@@ -1091,10 +1091,10 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
     expect(commands).toEqual(['SELECT 2']);
     await expectTruth(pool, { active: 0, idle: 0 });
     expect((await serverClients()).map((c) => c.addr)).not.toContain(addr);
-    const lease = await pool.get();
-    expect((await clientInfo(lease)).db).toBe('0');
+    const borrowed = await pool.get();
+    expect((await clientInfo(borrowed)).db).toBe('0');
     expect(dialer.dials).toBe(2);
-    await lease.close();
+    await borrowed.close();
   });
 
   it('plain commands → nothing extra, same conn reused', async () => {
@@ -1105,8 +1105,8 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
       await conn.do('GET', k);
     });
     expect(commands).toEqual([`SET ${k} 1`, `GET ${k}`]);
-    const lease = await expectCleanReuse(pool, addr);
-    await lease.close();
+    const borrowed = await expectCleanReuse(pool, addr);
+    await borrowed.close();
   });
 });
 
@@ -1122,16 +1122,16 @@ describe("newPool: LUCI's defaults", () => {
 
   it('keeps 64 idle conns (maxIdle 64)', async () => {
     const pool = luciPool();
-    const leases = await Promise.all(Array.from({ length: 70 }, () => pool.get()));
+    const borrowedConns = await Promise.all(Array.from({ length: 70 }, () => pool.get()));
     await expectTruth(pool, { active: 70, idle: 0 });
-    await Promise.all(leases.map((lease) => lease.close()));
+    await Promise.all(borrowedConns.map((borrowed) => borrowed.close()));
     await expectTruth(pool, { active: 64, idle: 64 });
     expect(pool.stats().dials).toBe(70);
   });
 
   it('lends 512 conns at once, the 513th waits (maxActive 512, wait true)', async () => {
     const pool = luciPool();
-    const leases = await Promise.all(Array.from({ length: 512 }, () => pool.get()));
+    const borrowedConns = await Promise.all(Array.from({ length: 512 }, () => pool.get()));
     await expectTruth(pool, { active: 512, idle: 0 });
     const err = await rejection(pool.get({ timeoutMs: 50 }));
     expect(err).toBeInstanceOf(TimeoutError);
@@ -1139,11 +1139,11 @@ describe("newPool: LUCI's defaults", () => {
     const waiting = track(pool.get());
     await tick(10);
     expect(waiting.settled).toBeNull();
-    await (leases[0] as Conn).close();
+    await (borrowedConns[0] as Conn).close();
     const got = await within(waiting.promise, 2_000, 'waiter 513');
     expect(got.ok).toBe(true);
-    leases[0] = (got as { value: Conn }).value;
-    await Promise.all(leases.map((lease) => lease.close()));
+    borrowedConns[0] = (got as { value: Conn }).value;
+    await Promise.all(borrowedConns.map((borrowed) => borrowed.close()));
     await expectTruth(pool, { active: 64, idle: 64 });
   });
 
@@ -1156,31 +1156,31 @@ describe("newPool: LUCI's defaults", () => {
     const pingsBefore = await commandCalls('ping');
 
     clock.advance(60_000); // exactly 1 min: no PING
-    let lease = await pool.get();
-    expect(await idOf(lease)).toBe(id);
-    await lease.close();
+    let borrowed = await pool.get();
+    expect(await idOf(borrowed)).toBe(id);
+    await borrowed.close();
     expect(await commandCalls('ping')).toBe(pingsBefore);
 
     clock.advance(60_001); // over 1 min: one PING, same conn
-    lease = await pool.get();
-    expect(await idOf(lease)).toBe(id);
-    await lease.close();
+    borrowed = await pool.get();
+    expect(await idOf(borrowed)).toBe(id);
+    await borrowed.close();
     expect(await commandCalls('ping')).toBe(pingsBefore + 1);
 
     clock.advance(179_999); // just under 3 min: PING, reused
-    lease = await pool.get();
-    expect(await idOf(lease)).toBe(id);
-    await lease.close();
+    borrowed = await pool.get();
+    expect(await idOf(borrowed)).toBe(id);
+    await borrowed.close();
     expect(await commandCalls('ping')).toBe(pingsBefore + 2);
     expect(pool.stats().dials).toBe(1);
 
     clock.advance(180_000); // 3 min: closed without a PING, a new conn dialed
-    lease = await pool.get();
-    expect(await idOf(lease)).not.toBe(id);
+    borrowed = await pool.get();
+    expect(await idOf(borrowed)).not.toBe(id);
     expect(await commandCalls('ping')).toBe(pingsBefore + 2);
     expect(pool.stats().dials).toBe(2);
     await expectTruth(pool, { active: 1, idle: 0 });
-    await lease.close();
+    await borrowed.close();
   });
 
   it('a failing borrow PING closes the conn and dials a new one', async () => {
@@ -1192,28 +1192,28 @@ describe("newPool: LUCI's defaults", () => {
     await admin.do('CLIENT', 'KILL', 'ID', id);
     await tick(20);
     clock.advance(61_000);
-    const lease = await pool.get();
-    expect(await idOf(lease)).not.toBe(id);
+    const borrowed = await pool.get();
+    expect(await idOf(borrowed)).not.toBe(id);
     expect(pool.stats().dials).toBe(2);
-    await lease.close();
+    await borrowed.close();
     await expectTruth(pool, { active: 1, idle: 1 });
   });
 
   it('selects the db and passes dial options through', async () => {
     const pool = luciPool({ decodeStrings: true }, 3);
-    const lease = await pool.get();
-    const info = await clientInfo(lease);
+    const borrowed = await pool.get();
+    const info = await clientInfo(borrowed);
     expect(info.db).toBe('3');
-    await lease.do('SET', 'luci-db-key', 'é');
-    expect(await lease.do('GET', 'luci-db-key')).toBe('é');
-    await lease.close();
+    await borrowed.do('SET', 'luci-db-key', 'é');
+    expect(await borrowed.do('GET', 'luci-db-key')).toBe('é');
+    await borrowed.close();
     expect(await admin.do('EXISTS', 'luci-db-key')).toBe(0); // admin is on db 0
     await expectTruth(pool, { active: 1, idle: 1 });
   });
 
   it('has 5 s read and connect timeouts (measured side by side)', async () => {
     const pool = luciPool();
-    const lease = await pool.get();
+    const borrowed = await pool.get();
     // A hung server: TCP connects (the kernel accepts), the handshake never
     // answers. readTimeoutMs 0 leaves the dial bounded by the connect timeout alone.
     const hung = await startRedisServer();
@@ -1225,7 +1225,7 @@ describe("newPool: LUCI's defaults", () => {
         const err = await rejection(work);
         return { err, ms: performance.now() - started };
       };
-      const [read, connect] = await Promise.all([timed(lease.do('BLPOP', key('luci-never'), 0)), timed(hungPool.get())]);
+      const [read, connect] = await Promise.all([timed(borrowed.do('BLPOP', key('luci-never'), 0)), timed(hungPool.get())]);
       expect(read.err).toBeInstanceOf(TimeoutError);
       expect(read.ms).toBeGreaterThanOrEqual(4_900);
       expect(read.ms).toBeLessThan(5_600);
@@ -1239,7 +1239,7 @@ describe("newPool: LUCI's defaults", () => {
       await hungPool.close();
       await hung.stop();
     }
-    await lease.close();
+    await borrowed.close();
     await expectTruth(pool, { active: 0, idle: 0 });
   }, 15_000);
 });
