@@ -8,6 +8,7 @@
  * connection once: `err()` returns it and every later call rejects with it.
  */
 import type { Socket } from 'node:net';
+import { SUBSCRIPTION_KINDS } from './commands.js';
 import { checkTimeoutMs, formatMs } from './deadline.js';
 import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from './errors.js';
 import { Fifo } from './fifo.js';
@@ -107,8 +108,6 @@ class OutOfBand {
 
 type Inbound = Reply | OutOfBand;
 
-/** Push kinds that answer a command; every other push arrives unasked. */
-const IN_BAND_PUSHES = new Set(['subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe']);
 
 function pushKind(reply: Reply): string {
   const first = Array.isArray(reply) ? reply[0] : undefined;
@@ -451,7 +450,8 @@ class NetConn implements Conn {
       if (reply === NEED_MORE || this.fatal !== null) break;
       replies++;
       const isPush = decoder.isPush;
-      this.dispatch(reply, isPush, isPush && !IN_BAND_PUSHES.has(pushKind(reply)));
+      // Subscription confirmations answer a command; every other push arrives unasked.
+      this.dispatch(reply, isPush, isPush && !SUBSCRIPTION_KINDS.has(pushKind(reply)));
     }
     // The replies of one chunk arrived together: the next one awaited is due
     // a read timeout from now. Bytes that complete no reply move nothing.

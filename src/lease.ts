@@ -17,7 +17,7 @@ import type { GetOptions } from './pool.js';
 import { Fifo } from './fifo.js';
 import type { Reply } from './resp/decode.js';
 import { checkArgs, checkCommand, type Arg } from './resp/encode.js';
-import { refusalOf } from './shared.js';
+import { sharedRefusal } from './commands.js';
 
 /** What a Lease needs from its pool. */
 export interface LeaseHost {
@@ -40,7 +40,7 @@ function ignore(): void {}
 
 /** Whether `cmd` cannot run on the shared connection. */
 function needsOwnConnection(cmd: string, args: readonly Arg[]): boolean {
-  return refusalOf(cmd, args) !== null;
+  return sharedRefusal(cmd, args) !== null;
 }
 
 /**

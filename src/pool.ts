@@ -16,7 +16,8 @@ import { Fifo } from './fifo.js';
 import { PooledConn, type ConnReturner } from './pooledconn.js';
 import type { Reply } from './resp/decode.js';
 import type { Arg } from './resp/encode.js';
-import { refusalOf, SharedConn, type SharedConnHost } from './shared.js';
+import { sharedRefusal } from './commands.js';
+import { SharedConn, type SharedConnHost } from './shared.js';
 import { Lease, type LeaseHost } from './lease.js';
 
 /** Options of {@link Pool}. */
@@ -247,7 +248,7 @@ export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
    */
   do(cmd: string, ...args: Arg[]): Promise<Reply> {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
-    const refusal = refusalOf(cmd, args);
+    const refusal = sharedRefusal(cmd, args);
     if (refusal !== null) return Promise.reject(new TypeError(refusal));
     this.sharedCommands++;
     return this.shared.do(cmd, args);

@@ -15,49 +15,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ConnClosedError } from './errors.js';
+import { ConnState, stateChangeOf } from './commands.js';
 import type { Conn } from './conn.js';
 import type { Reply } from './resp/decode.js';
 import type { Arg } from './resp/encode.js';
-
-/** Connection state left behind by commands, as bits. */
-export const enum ConnState {
-  Watch = 1,
-  Multi = 2,
-  Subscribe = 4,
-  ShardSubscribe = 8,
-  /** MONITOR, SELECT, HELLO, AUTH, RESET: the connection cannot be made clean again. */
-  Tainted = 16,
-}
-
-/** What a command does to the state: bits to set and bits to clear. */
-interface StateChange {
-  set: number;
-  clear: number;
-}
-
-const STATE_CHANGES: ReadonlyMap<string, StateChange> = new Map([
-  ['WATCH', { set: ConnState.Watch, clear: 0 }],
-  ['UNWATCH', { set: 0, clear: ConnState.Watch }],
-  ['MULTI', { set: ConnState.Multi, clear: 0 }],
-  ['EXEC', { set: 0, clear: ConnState.Watch | ConnState.Multi }],
-  ['DISCARD', { set: 0, clear: ConnState.Watch | ConnState.Multi }],
-  ['SUBSCRIBE', { set: ConnState.Subscribe, clear: 0 }],
-  ['PSUBSCRIBE', { set: ConnState.Subscribe, clear: 0 }],
-  ['SSUBSCRIBE', { set: ConnState.ShardSubscribe, clear: 0 }],
-  ['MONITOR', { set: ConnState.Tainted, clear: 0 }],
-  ['SELECT', { set: ConnState.Tainted, clear: 0 }],
-  ['HELLO', { set: ConnState.Tainted, clear: 0 }],
-  ['AUTH', { set: ConnState.Tainted, clear: 0 }],
-  ['RESET', { set: ConnState.Tainted, clear: 0 }],
-]);
-/** Lengths of the names above: most commands (GET, SET, ...) are ruled out by length alone. */
-const TRACKED_LENGTHS = new Set([...STATE_CHANGES.keys()].map((name) => name.length));
-
-/** The state change `cmd` causes, or undefined; case-insensitive. */
-export function stateChangeOf(cmd: string): StateChange | undefined {
-  if (typeof cmd !== 'string' || !TRACKED_LENGTHS.has(cmd.length)) return undefined;
-  return STATE_CHANGES.get(cmd.toUpperCase());
-}
 
 /** What a borrowed connection needs from its pool: take the connection back. */
 export interface ConnReturner {
@@ -100,21 +61,21 @@ export class PooledConn implements Conn {
   do(cmd: string, ...args: Arg[]): Promise<Reply> {
     const conn = this.conn;
     if (conn === null) return Promise.reject(closedError());
-    this.track(cmd);
+    this.track(cmd, args);
     return conn.do(cmd, ...args);
   }
 
   doWithTimeout(timeoutMs: number, cmd: string, ...args: Arg[]): Promise<Reply> {
     const conn = this.conn;
     if (conn === null) return Promise.reject(closedError());
-    this.track(cmd);
+    this.track(cmd, args);
     return conn.doWithTimeout(timeoutMs, cmd, ...args);
   }
 
   doWithSignal(signal: AbortSignal, cmd: string, ...args: Arg[]): Promise<Reply> {
     const conn = this.conn;
     if (conn === null) return Promise.reject(closedError());
-    this.track(cmd);
+    this.track(cmd, args);
     return conn.doWithSignal(signal, cmd, ...args);
   }
 
@@ -122,7 +83,7 @@ export class PooledConn implements Conn {
     const conn = this.conn;
     if (conn === null) throw closedError();
     conn.send(cmd, ...args);
-    this.track(cmd);
+    this.track(cmd, args);
   }
 
   flush(): Promise<void> {
@@ -165,8 +126,8 @@ export class PooledConn implements Conn {
     return this.close();
   }
 
-  private track(cmd: string): void {
-    const change = stateChangeOf(cmd);
+  private track(cmd: string, args: readonly Arg[]): void {
+    const change = stateChangeOf(cmd, args);
     if (change !== undefined) this.state = (this.state & ~change.clear) | change.set;
   }
 

@@ -9,6 +9,7 @@
  * or a silently dropped connection fails the wait instead of hanging it.
  */
 import { randomBytes } from 'node:crypto';
+import { SUBSCRIPTION_KINDS, type SubscriptionKind } from './commands.js';
 import type { Conn } from './conn.js';
 import { checkTimeoutMs, formatMs } from './deadline.js';
 import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from './errors.js';
@@ -18,8 +19,7 @@ import type { Reply } from './resp/decode.js';
 /** A channel name, pattern, or PING payload: text (sent as UTF-8) or bytes. */
 export type PubSubArg = string | Uint8Array;
 
-/** The confirmations of (un)subscribe commands. */
-export type SubscriptionKind = 'subscribe' | 'unsubscribe' | 'psubscribe' | 'punsubscribe' | 'ssubscribe' | 'sunsubscribe';
+export type { SubscriptionKind } from './commands.js';
 
 /**
  * A published message. `pattern` is set only for a pattern match (pmessage);
@@ -58,7 +58,6 @@ export interface PubSubPong {
 /** What {@link PubSubConn.receive} resolves and iteration yields. */
 export type PubSubNotification = PubSubMessage | PubSubSubscription | PubSubPong;
 
-const SUBSCRIPTION_KINDS: ReadonlySet<string> = new Set<SubscriptionKind>(['subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe']);
 const EMPTY = Buffer.alloc(0);
 
 /** Options of {@link PubSubConn}. */

@@ -7,43 +7,6 @@ import type { Conn } from './conn.js';
 import type { Reply } from './resp/decode.js';
 import type { Arg } from './resp/encode.js';
 
-/**
- * Commands that change connection state, block the connection, or return
- * more than one reply. On the shared connection they would disturb every
- * other caller, so `Pool.do` refuses them.
- */
-const REFUSED = [
-  'MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH',
-  'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE',
-  'MONITOR', 'SELECT', 'SWAPDB', 'HELLO', 'AUTH', 'RESET', 'QUIT', 'CLIENT', 'READONLY', 'READWRITE',
-  'BLPOP', 'BRPOP', 'BLMOVE', 'BRPOPLPUSH', 'BLMPOP', 'BZPOPMIN', 'BZPOPMAX', 'BZMPOP',
-  'WAIT', 'WAITAOF', 'DEBUG', 'SYNC', 'PSYNC', 'SHUTDOWN',
-];
-const REFUSED_NAMES = new Set([...REFUSED, ...REFUSED.map((name) => name.toLowerCase())]);
-/** Refused only with a BLOCK argument. */
-const BLOCKING_WITH_OPTION = new Set(['XREAD', 'XREADGROUP', 'xread', 'xreadgroup']);
-
-function isBlockArg(arg: Arg): boolean {
-  return typeof arg === 'string' && arg.length === 5 && arg.toUpperCase() === 'BLOCK';
-}
-
-/**
- * Why `cmd` may not run on the shared connection, or null when it may.
- * Case-insensitive; cheap for ordinary commands (two Set lookups).
- */
-export function refusalOf(cmd: string, args: readonly Arg[]): string | null {
-  if (typeof cmd !== 'string') return null; // not a command: encoding rejects it with TypeError
-  let name = cmd;
-  if (!REFUSED_NAMES.has(name) && !BLOCKING_WITH_OPTION.has(name)) {
-    const upper = cmd.toUpperCase();
-    if (upper === cmd || cmd.toLowerCase() === cmd) return null;
-    name = upper;
-    if (!REFUSED_NAMES.has(name) && !BLOCKING_WITH_OPTION.has(name)) return null;
-  }
-  if (BLOCKING_WITH_OPTION.has(name) && !args.some(isBlockArg)) return null;
-  return `redisconn: ${cmd.toUpperCase()} changes or blocks the connection, so Pool.do cannot run it on the shared connection; borrow one with pool.get()`;
-}
-
 function flushShared(shared: SharedConn, conn: Conn): void {
   shared.flushNow(conn);
 }

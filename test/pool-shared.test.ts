@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConnClosedError, dial, newPool, Pool, PoolClosedError, type Conn } from '../src/index.js';
-import { refusalOf } from '../src/shared.js';
+import { sharedRefusal } from '../src/commands.js';
 import type { TestRedisServer } from '../src/testing/index.js';
 import { clientList, guardProcessErrors, rejection, settle, useServerWithConn } from './helpers.js';
 
@@ -64,10 +64,10 @@ describe('Pool.do (the shared connection)', () => {
   });
 
   it('lets XREAD without BLOCK and ordinary commands in any case through', () => {
-    expect(refusalOf('XREAD', ['COUNT', '1', 'STREAMS', 's', '0'])).toBeNull();
-    expect(refusalOf('get', ['k'])).toBeNull();
-    expect(refusalOf('Get', ['k'])).toBeNull();
-    expect(refusalOf('HSET', ['h', 'f', 'v'])).toBeNull();
+    expect(sharedRefusal('XREAD', ['COUNT', '1', 'STREAMS', 's', '0'])).toBeNull();
+    expect(sharedRefusal('get', ['k'])).toBeNull();
+    expect(sharedRefusal('Get', ['k'])).toBeNull();
+    expect(sharedRefusal('HSET', ['h', 'f', 'v'])).toBeNull();
   });
 
   it('recovers from a killed shared connection: calls in flight fail, the next one redials', async () => {
