@@ -7,8 +7,8 @@ import type { Conn } from './conn.js';
 import type { Reply } from './resp/decode.js';
 import type { Arg } from './resp/encode.js';
 
-function flushShared(shared: SharedConn, conn: Conn): void {
-  shared.flushNow(conn);
+function flushShared(shared: SharedConn): void {
+  shared.flushNow();
 }
 
 function ignore(): void {}
@@ -56,16 +56,21 @@ export class SharedConn {
     const reply = conn.receive();
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(flushShared, this, conn);
+      setImmediate(flushShared, this);
     }
     return reply;
   }
 
-  /** Writes what this turn's callers sent (see `do`). */
-  flushNow(conn: Conn): void {
+  /**
+   * Writes what this turn's callers sent (see `do`) on the current shared
+   * connection: one that replaced a broken one during the turn has its
+   * commands written too (the broken one's calls were rejected with it).
+   */
+  flushNow(): void {
     this.flushScheduled = false;
+    const conn = this.conn;
     // A failed write breaks the connection, which rejects the replies claimed.
-    if (conn.err() === null) conn.flush().catch(ignore);
+    if (conn !== null && conn.err() === null) conn.flush().catch(ignore);
   }
 
   /** Closes the shared connection (pool close). */
