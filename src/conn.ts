@@ -448,10 +448,12 @@ class NetConn implements Conn {
         return;
       }
       if (reply === NEED_MORE || this.fatal !== null) break;
-      replies++;
       const isPush = decoder.isPush;
       // Subscription confirmations answer a command; every other push arrives unasked.
-      this.dispatch(reply, isPush, isPush && !SUBSCRIPTION_KINDS.has(pushKind(reply)));
+      const outOfBand = isPush && !SUBSCRIPTION_KINDS.has(pushKind(reply));
+      // An unasked push answers nobody: it does not move the awaited reply's deadline.
+      if (!outOfBand) replies++;
+      this.dispatch(reply, isPush, outOfBand);
     }
     // The replies of one chunk arrived together: the next one awaited is due
     // a read timeout from now. Bytes that complete no reply move nothing.
@@ -511,8 +513,14 @@ class NetConn implements Conn {
       if (claim === head) this.claims.shift();
       else this.claims.remove(claim);
       claim.settle();
-      if (this.inbox.length > 0) this.handParkedToReceives();
-      this.settleEmptyHeads();
+      // Parked pushes go to the receives now first in line, and claims owed
+      // nothing settle in turn; each may bring the other to the head.
+      for (;;) {
+        if (this.inbox.length > 0) this.handParkedToReceives();
+        const next = this.claims.peek();
+        if (next === undefined || next.remaining !== 0) break;
+        this.settleEmptyHeads();
+      }
     }
   }
 

@@ -163,12 +163,16 @@ export class Lease implements Conn {
    */
   close(): Promise<void> {
     if (this.closing === null) {
+      const moving = this.moving;
       // As a pooled connection flushes what `send` buffered before it goes
       // back, buffered stateless commands still run (their replies unread).
-      if (this.exclusive === null && this.moving === null && !this.queuedNeedExclusive) this.flushQueued();
-      this.queued = [];
+      // While a move is under way, what `send` buffered stays queued: the move
+      // replays it on the exclusive connection, which close() returns after.
+      if (moving === null) {
+        if (this.exclusive === null && !this.queuedNeedExclusive) this.flushQueued();
+        this.queued = [];
+      }
       this.owed.drain();
-      const moving = this.moving;
       this.closing = moving === null ? Promise.resolve() : moving.then((conn) => conn.close(), ignore);
     }
     return this.closing;
@@ -192,20 +196,24 @@ export class Lease implements Conn {
   /** `do('')`: flushes, then (after the calls before it) every owed reply as an array, error replies as values. */
   private drain(): Promise<Reply> {
     if (this.exclusive !== null || this.moving !== null || this.queuedNeedExclusive) {
-      return this.moveToExclusive().then(async (conn) => [...(await this.owedValues()), ...((await conn.do('')) as Reply[])]);
+      // Both claims are made in one callback, so calls made later cannot take these replies.
+      return this.moveToExclusive().then((conn) => {
+        const owed = this.owedValues(this.owed.drain());
+        const rest = conn.do('');
+        return Promise.all([owed, rest]).then(([before, after]) => [...before, ...(after as Reply[])]);
+      });
     }
     this.flushQueued();
+    const owed = this.owed.drain(); // this do('')'s replies, whatever is sent after it
     const last = this.lastShared;
-    if (last === null) return this.owedValues();
-    return last.then(
-      () => this.owedValues(),
-      () => this.owedValues(),
-    );
+    if (last === null) return this.owedValues(owed);
+    const values = (): Promise<Reply[]> => this.owedValues(owed);
+    return last.then(values, values);
   }
 
-  /** Takes the owed shared replies: values, error replies as RedisError values; a fatal error rejects. */
-  private async owedValues(): Promise<Reply[]> {
-    const outcomes = await Promise.allSettled(this.owed.drain());
+  /** The outcomes of `replies`: values, error replies as RedisError values; a fatal error rejects. */
+  private async owedValues(replies: Promise<Reply>[]): Promise<Reply[]> {
+    const outcomes = await Promise.allSettled(replies);
     return outcomes.map((outcome) => {
       if (outcome.status === 'fulfilled') return outcome.value;
       if (outcome.reason instanceof RedisError) return outcome.reason;
