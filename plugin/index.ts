@@ -31,11 +31,15 @@ export interface AppRedis {
 /** `request.redis`: connections tied to the request. */
 export interface RequestRedis {
   /**
-   * Borrows a connection for this request. Close it when done (`await using`);
-   * one still open once the handler is done (the response sent, or produced
-   * after the client went away) is closed for you, with a warning. It is never
-   * taken from the handler while the handler may still be using it. Rejects ErrNotConfigured when unconfigured; other
-   * errors carry an HTTP `statusCode` (503 unavailable, 500 error reply).
+   * A connection for this request (a lease unless `exclusiveConnections`).
+   * Close it when done (`await using`). One still open once the handler is
+   * done is closed for you, with a warning: "done" is the response finished,
+   * or, when the client went away, the handler's response produced or its
+   * reply hijacked and the socket closed. A handler that sends its reply
+   * itself (`reply.send()`) and keeps working must close the connection
+   * before the response finishes. Rejects ErrNotConfigured when unconfigured;
+   * client errors a handler lets through answer 503 (unavailable) or 500
+   * (error reply) with their stable `code`.
    */
   get(options?: GetOptions): Promise<Conn>;
 }
@@ -51,6 +55,7 @@ declare module 'fastify' {
 
 const kState = Symbol('redisconn.state');
 const kRequestRedis = Symbol('redisconn.requestRedis');
+const kReply = Symbol('redisconn.reply');
 
 /** What the decorators share: swapped by `usePool`. */
 interface PluginState {
@@ -65,7 +70,7 @@ interface PluginState {
 }
 
 type StatefulApp = FastifyInstance & { [kState]?: PluginState };
-type TrackedRequest = FastifyRequest & { [kRequestRedis]: RequestRedisImpl | null };
+type TrackedRequest = FastifyRequest & { [kRequestRedis]: RequestRedisImpl | null; [kReply]: FastifyReply | null };
 
 const DEFAULT_GET_TIMEOUT_MS = 5_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
@@ -155,12 +160,14 @@ function install(app: FastifyInstance, state: PluginState): void {
   (app as StatefulApp)[kState] = state;
   app.decorate('redis', new AppRedisImpl(state, app.log));
   app.decorateRequest(kRequestRedis, null);
+  app.decorateRequest(kReply, null);
   app.decorateRequest('redis', {
     getter(this: FastifyRequest): RequestRedis {
       const tracked = this as TrackedRequest;
       return (tracked[kRequestRedis] ??= new RequestRedisImpl(state));
     },
   });
+  app.addHook('onRequest', rememberReply);
   app.addHook('onError', giveHttpStatus);
   app.addHook('onResponse', releaseOnResponse);
   app.addHook('onSend', releaseOnSendIfAborted);
@@ -202,9 +209,20 @@ function releaseOnSendIfAborted(request: FastifyRequest, reply: FastifyReply, pa
   done(null, payload);
 }
 
+/** The reply, for the abort hook: a hijacked reply (SSE, streams) never reaches onSend. */
+function rememberReply(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  (request as TrackedRequest)[kReply] = reply;
+  done();
+}
+
+/**
+ * The client left after the handler produced its response, or the handler
+ * hijacked the reply (it then waits for the socket to close, as an SSE
+ * route does, and its `finally` runs before this release).
+ */
 function releaseOnAbortIfResponded(request: FastifyRequest, done: () => void): void {
   const tracked = (request as TrackedRequest)[kRequestRedis];
-  if (tracked?.responded) setImmediate(releaseLater, request, tracked);
+  if (tracked && (tracked.responded || (request as TrackedRequest)[kReply]?.sent === true)) setImmediate(releaseLater, request, tracked);
   done();
 }
 

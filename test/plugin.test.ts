@@ -584,6 +584,32 @@ describe.each(MODES)('connections borrowed through a request ($name)', ({ exclus
     expect(app.redis.pool?.stats().idleCount).toBe(1);
   });
 
+  it('a hijacked reply whose client leaves: a forgotten connection is released when the socket closes', async () => {
+    const lines: LogLine[] = [];
+    const app = await makeApp({ addr: server.addr, ...modeOptions }, { logger: memoryLogger(lines) });
+    let handlerDone!: () => void;
+    const done = new Promise<void>((resolve) => (handlerDone = resolve));
+    app.get('/stream', async (request, reply) => {
+      const conn = await request.redis.get(); // forgotten on purpose
+      await conn.do('MULTI'); // holds a connection of its own in both modes
+      await conn.do('DISCARD');
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+      reply.raw.write('streaming\n');
+      await new Promise((resolve) => reply.raw.once('close', resolve));
+      handlerDone();
+    });
+    const base = new URL(await listen(app));
+    const req = http.get({ host: base.hostname, port: base.port, path: '/stream' });
+    req.on('error', () => {});
+    await new Promise<void>((resolve) => req.once('response', (res) => res.once('data', () => resolve())));
+    expect(lent(app.redis.pool)).toBe(1);
+    req.destroy();
+    await done;
+    expect(await eventually(() => lent(app.redis.pool) === 0)).toBe(true);
+    expect(warnings(lines, FORGOT)[0]).toMatchObject({ route: '/stream' });
+  });
+
   it('a request failing body validation (handler never ran) does not crash', async () => {
     const lines: LogLine[] = [];
     const app = await makeApp({ addr: server.addr, ...modeOptions }, { logger: memoryLogger(lines) });
