@@ -61,7 +61,7 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal'> {
   wait?: boolean;
   /** Pool: connections older than this are closed. Default 0 (no limit). */
   maxConnLifetimeMs?: number;
-  /** Pool: deadline for resetting a returned connection (DISCARD, UNSUBSCRIBE...); 0 = none. Default 5 000 ms. */
+  /** Pool: deadline for resetting a returned connection (DISCARD, UNSUBSCRIBE...) and the replies owed on it; positive. Default 5 000 ms. */
   resetTimeoutMs?: number;
   /** Pool: check run on an idle connection before lending it. Default: PING when idle > 1 min. */
   testOnBorrow?: (conn: Conn, lastUsedMs: number) => void | Promise<void>;
@@ -262,7 +262,7 @@ const OPTIONS = {
   idleTimeoutMs: timeoutMs({ whole: true }),
   wait: isBoolean,
   maxConnLifetimeMs: integer(0),
-  resetTimeoutMs: timeoutMs({ whole: true }),
+  resetTimeoutMs: timeoutMs({ positive: true, whole: true }),
   testOnBorrow: isFunction,
   getTimeoutMs: timeoutMs(),
   exclusiveConnections: isBoolean,

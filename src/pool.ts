@@ -40,7 +40,11 @@ export interface PoolOptions {
   wait?: boolean;
   /** Connections older than this are closed instead of lent; 0 = no limit. Default 0. */
   maxConnLifetimeMs?: number;
-  /** Deadline for resetting a returned connection (DISCARD, UNSUBSCRIBE...). Default 5 000 ms. */
+  /**
+   * Deadline for resetting a returned connection (DISCARD, UNSUBSCRIBE...)
+   * and for the replies still owed on it; past it the connection is closed
+   * instead of reused. Must be positive (a return is always bounded). Default 5 000 ms.
+   */
   resetTimeoutMs?: number;
   /** The clock, for tests. Default `Date.now`. */
   now?: () => number;
@@ -139,7 +143,7 @@ export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
     this.maxActive = count('maxActive', options.maxActive, 128);
     this.idleTimeoutMs = count('idleTimeoutMs', options.idleTimeoutMs, 300_000);
     this.maxConnLifetimeMs = count('maxConnLifetimeMs', options.maxConnLifetimeMs, 0);
-    this.resetTimeoutMs = checkTimeoutMs('Pool option resetTimeoutMs', options.resetTimeoutMs ?? 5_000);
+    this.resetTimeoutMs = checkTimeoutMs('Pool option resetTimeoutMs', options.resetTimeoutMs ?? 5_000, true);
     this.wait = flag('wait', options.wait, true);
     this.now = optionalFunction('now', options.now) ?? Date.now;
     const reapEvery = Math.min(...[this.idleTimeoutMs, this.maxConnLifetimeMs].filter((ms) => ms > 0));

@@ -321,6 +321,8 @@ describe('timeouts beyond 2^31-1 ms are refused, never fire at once', () => {
       expect(String(dialErr)).toContain(key);
     }
     expect(() => new Pool({ dial: () => dial(server.addr), resetTimeoutMs: 3e9 })).toThrow(/resetTimeoutMs/);
+    // A return is always bounded: 0 ("no deadline") would let close() wait forever on a hung reply.
+    expect(() => new Pool({ dial: () => dial(server.addr), resetTimeoutMs: 0 })).toThrow(/resetTimeoutMs must be a positive/);
   });
 });
 
