@@ -295,7 +295,9 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
     } catch (err) {
       metrics?.close();
       if (ownsPool) await pool.close();
-      throw new ErrUnreachable(redactURL(addr), (err as Error).message, { cause: err });
+      // The address is said once, by this message: not again by the cause's own prefix.
+      const why = (err as Error).message.replace(/^redisconn: (?:dial .+?: )?/, '');
+      throw new ErrUnreachable(redactURL(addr), why, { cause: err });
     }
   }
 };

@@ -104,6 +104,15 @@ function checkOptions(options: DialOptions): void {
   }
 }
 
+/**
+ * A socket error without the address Node appends ("connect ECONNREFUSED
+ * 127.0.0.1:6379"): the message names the address once, before it.
+ */
+function socketErrorText(err: Error): string {
+  const { syscall, code } = err as NodeJS.ErrnoException;
+  return typeof syscall === 'string' && typeof code === 'string' ? `${syscall} ${code}` : err.message;
+}
+
 /** Opens the socket; rejects with an error naming the address. */
 function connectSocket(endpoint: Endpoint, options: DialOptions, name: string): Promise<net.Socket> {
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -129,7 +138,7 @@ function connectSocket(endpoint: Endpoint, options: DialOptions, name: string): 
       socket.destroy();
       reject(err);
     };
-    const onError = (err: Error): void => failWith(new ConnClosedError(`redisconn: dial ${name}: ${err.message}`, { cause: err }));
+    const onError = (err: Error): void => failWith(new ConnClosedError(`redisconn: dial ${name}: ${socketErrorText(err)}`, { cause: err }));
     const onAbort = (): void => failWith(signal?.reason);
     const onConnect = (): void => {
       cleanup();

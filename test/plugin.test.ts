@@ -282,6 +282,8 @@ describe('startup', () => {
     const { error, ms } = await readyFailure(app);
     expect(error.code).toBe('FST_REDIS_UNREACHABLE');
     expect(error.message).toContain(`127.0.0.1:${port}`);
+    // Said once: no doubled prefix, no address repeated by the cause.
+    expect(error.message).toBe(`redisconn: Redis at 127.0.0.1:${port} is unreachable: connect ECONNREFUSED`);
     expect(ms).toBeLessThan(2_000);
   });
 
