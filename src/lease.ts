@@ -11,6 +11,7 @@
  * `pool.get()`, and stays on it until closed. Replies keep their order
  * across the move, so callers see the semantics of one exclusive connection.
  */
+import { checkTimeoutMs } from './deadline.js';
 import { ConnClosedError, RedisError } from './errors.js';
 import type { Conn } from './conn.js';
 import type { GetOptions } from './pool.js';
@@ -37,6 +38,22 @@ interface Queued {
 }
 
 function ignore(): void {}
+
+/**
+ * The rejection a per-call deadline gets before the lease moves for it (a
+ * bad timeout, an aborted signal), as a connection would give it: no borrow
+ * is made for a call that cannot run. Null when the call may go ahead.
+ */
+function refuseBadDeadline(timeoutMs: number | null, signal: AbortSignal | null): Promise<never> | null {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  if (timeoutMs === null) return null;
+  try {
+    checkTimeoutMs('timeoutMs', timeoutMs);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return null;
+}
 
 /** Whether `cmd` cannot run on the shared connection. */
 function needsOwnConnection(cmd: string, args: readonly Arg[]): boolean {
@@ -115,11 +132,13 @@ export class Lease implements Conn {
   }
 
   doWithTimeout(timeoutMs: number, cmd: string, ...args: Arg[]): Promise<Reply> {
-    return this.onExclusive((conn) => conn.doWithTimeout(timeoutMs, cmd, ...args));
+    const refused = refuseBadDeadline(timeoutMs, null);
+    return refused ?? this.onExclusive((conn) => conn.doWithTimeout(timeoutMs, cmd, ...args));
   }
 
   doWithSignal(signal: AbortSignal, cmd: string, ...args: Arg[]): Promise<Reply> {
-    return this.onExclusive((conn) => conn.doWithSignal(signal, cmd, ...args));
+    const refused = refuseBadDeadline(null, signal);
+    return refused ?? this.onExclusive((conn) => conn.doWithSignal(signal, cmd, ...args));
   }
 
   send(cmd: string, ...args: Arg[]): void {
@@ -148,11 +167,11 @@ export class Lease implements Conn {
   }
 
   receiveWithTimeout(timeoutMs: number): Promise<Reply> {
-    return this.read((conn) => conn.receiveWithTimeout(timeoutMs));
+    return refuseBadDeadline(timeoutMs, null) ?? this.read((conn) => conn.receiveWithTimeout(timeoutMs));
   }
 
   receiveWithSignal(signal: AbortSignal): Promise<Reply> {
-    return this.read((conn) => conn.receiveWithSignal(signal));
+    return refuseBadDeadline(null, signal) ?? this.read((conn) => conn.receiveWithSignal(signal));
   }
 
   /**

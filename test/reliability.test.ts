@@ -357,6 +357,11 @@ describe('bad input: typed errors, as rejections, nothing written', () => {
       expect(() => (promise = leaseDo.call(lease, 123))).not.toThrow();
       expect(await rejection(promise as Promise<unknown>)).toBeInstanceOf(TypeError);
       expect(() => (lease.send as unknown as (cmd: unknown) => void)(123)).toThrow(TypeError);
+      // A bad per-call deadline is refused before the lease borrows a connection for it.
+      expect(await rejection(lease.doWithTimeout(3e9, 'PING'))).toBeInstanceOf(RangeError);
+      expect(await rejection(lease.receiveWithTimeout(-1))).toBeInstanceOf(RangeError);
+      expect(await rejection(lease.doWithSignal(AbortSignal.abort(new Error('gone')), 'PING'))).toMatchObject({ message: 'gone' });
+      expect(pool.stats().leaseMoves).toBe(0);
       expect(await lease.do('PING')).toBe('PONG');
       await lease.close();
     } finally {
