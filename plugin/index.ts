@@ -99,12 +99,19 @@ function withTimeout(state: PluginState, options: GetOptions | undefined): GetOp
   return options.timeoutMs === undefined ? { ...options, timeoutMs: state.getTimeoutMs } : options;
 }
 
-/** A lease (the default) or, with `exclusiveConnections`, an exclusive borrow. */
-function borrow(state: PluginState, options: GetOptions | undefined): Promise<Conn> {
+/**
+ * A lease (the default) or, with `exclusiveConnections`, an exclusive
+ * borrow, handed to `wrap` (the request's tracking, or none).
+ */
+function borrow<C extends Conn>(state: PluginState, options: GetOptions | undefined, wrap: (conn: Conn) => C): Promise<C> {
   const pool = state.pool;
   if (pool === null) return Promise.reject(new ErrNotConfigured());
-  if (!state.exclusiveConnections) return Promise.resolve(pool.lease(withTimeout(state, options)));
-  return pool.get(withTimeout(state, options));
+  if (!state.exclusiveConnections) return Promise.resolve(wrap(pool.lease(withTimeout(state, options))));
+  return pool.get(withTimeout(state, options)).then(wrap);
+}
+
+function asIs(conn: Conn): Conn {
+  return conn;
 }
 
 class RequestRedisImpl implements RequestRedis {
@@ -115,17 +122,15 @@ class RequestRedisImpl implements RequestRedis {
   constructor(private readonly state: PluginState) {}
 
   get(options?: GetOptions): Promise<Conn> {
-    const { pool, exclusiveConnections } = this.state;
-    if (pool === null) return Promise.reject(new ErrNotConfigured());
-    if (!exclusiveConnections) return Promise.resolve(this.track(pool.lease(withTimeout(this.state, options))));
-    return pool.get(withTimeout(this.state, options)).then((conn) => this.track(conn));
+    return borrow(this.state, options, this.track);
   }
 
-  private track(conn: Conn): RequestConn {
+  /** Bound once per request: wraps and remembers a connection of this request. */
+  private readonly track = (conn: Conn): RequestConn => {
     const tracked = new RequestConn(conn);
     this.conns.push(tracked);
     return tracked;
-  }
+  };
 }
 
 class AppRedisImpl implements AppRedis {
@@ -139,7 +144,7 @@ class AppRedisImpl implements AppRedis {
   }
 
   get(options?: GetOptions): Promise<Conn> {
-    return borrow(this.state, options);
+    return borrow(this.state, options, asIs);
   }
 
   blobCache(namespace: string): BlobCache | null {
