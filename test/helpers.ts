@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { Conn } from '../src/conn.js';
 import type { Pool } from '../src/pool.js';
+import { ProtocolError } from '../src/errors.js';
 import { dial } from '../src/dial.js';
 import type { Reply } from '../src/resp/decode.js';
 import { startRedisServer, type StartRedisServerOptions, type TestRedisServer } from '../src/testing/index.js';
@@ -113,6 +114,15 @@ export function useServerWithConn(bind: (started: ServerWithConn) => void, optio
     await conn?.close();
     await server?.stop();
   });
+}
+
+/** Runs `fn`, expecting a ProtocolError (code REDIS_PROTOCOL, message matching `message` if given); returns it. */
+export function expectProtocolError(fn: () => unknown, message?: RegExp): ProtocolError {
+  const thrown = thrownBy(fn);
+  expect(thrown, 'expected a ProtocolError').toBeInstanceOf(ProtocolError);
+  expect((thrown as ProtocolError).code).toBe('REDIS_PROTOCOL');
+  if (message) expect((thrown as ProtocolError).message).toMatch(message);
+  return thrown as ProtocolError;
 }
 
 /** Exclusive connections lent out by `pool` (the shared connection, counted in use, excluded). */

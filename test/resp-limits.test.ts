@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Decoder, NEED_MORE, type DecoderOptions, type Reply } from '../src/resp/decode.js';
 import { ProtocolError, RedisError } from '../src/errors.js';
 import { Rng } from './rng.js';
+import { expectProtocolError } from './helpers.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -50,17 +51,6 @@ function decodeChunks(chunks: Iterable<Buffer>, options?: DecoderOptions): Reply
   return out;
 }
 
-function expectProtocolError(fn: () => unknown, message?: RegExp): ProtocolError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown, 'expected a ProtocolError').toBeInstanceOf(ProtocolError);
-  if (message) expect((thrown as ProtocolError).message).toMatch(message);
-  return thrown as ProtocolError;
-}
 
 const TOO_LARGE = /reply larger than maxReplyBytes \(\d+ bytes\)/;
 

@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Decoder, NEED_MORE, type DecoderOptions, type Reply } from '../src/resp/decode.js';
 import { CommandWriter, encodeCommand, type Arg } from '../src/resp/encode.js';
 import { ProtocolError, RedisError } from '../src/errors.js';
+import { expectProtocolError } from './helpers.js';
 
 // ---------------------------------------------------------------- helpers
 
@@ -60,17 +61,6 @@ function chunked(bytes: Buffer, size: number): Buffer[] {
 
 const feeds = { whole, byteAtATime } as const;
 
-function expectProtocolError(fn: () => unknown): ProtocolError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  expect(thrown, 'expected a ProtocolError').toBeInstanceOf(ProtocolError);
-  expect((thrown as ProtocolError).code).toBe('REDIS_PROTOCOL');
-  return thrown as ProtocolError;
-}
 
 const err = (message: string): RedisError => new RedisError(message);
 
