@@ -56,6 +56,17 @@ describe('the table', () => {
     expect(sharedRefusal(123 as unknown as string, [])).toBeNull();
   });
 
+  it('rows that only say where the keys are leave no state and are shared-safe', () => {
+    for (const [cmd, args] of [['GET', ['k']], ['hset', ['h', 'f', 'v']], ['EVAL', ['return 1', '0']], ['OBJECT', ['ENCODING', 'k']], ['SPUBLISH', ['c', 'm']]] as const) {
+      expect(commandInfo(cmd), cmd).toBeDefined();
+      expect(stateChangeOf(cmd, [...args]), cmd).toBeUndefined();
+      expect(sharedRefusal(cmd, [...args]), cmd).toBeNull();
+    }
+    // A container's state comes from its subcommand row; an unknown subcommand leaves none.
+    expect(stateChangeOf('CLIENT', ['NO-SUCH-SUBCOMMAND'])).toBeUndefined();
+    expect(stateChangeOf('CLIENT', [])).toBeUndefined();
+  });
+
   it('subscription confirmations come from the table', () => {
     expect([...SUBSCRIPTION_KINDS].sort()).toEqual(['psubscribe', 'punsubscribe', 'ssubscribe', 'subscribe', 'sunsubscribe', 'unsubscribe']);
     expect(commandInfo('PUBLISH')).toBeUndefined();
