@@ -5,6 +5,7 @@
  * are refused with a `RangeError` naming the option, never silently clamped
  * or turned into "no timeout". Where 0 is meaningful it means "none".
  */
+import { TimeoutError } from './errors.js';
 
 /** The longest timeout Node's timers can represent: 2^31 − 1 ms (about 24.8 days). */
 export const MAX_TIMEOUT_MS = 0x7fffffff;
@@ -30,6 +31,49 @@ export function checkOptionalTimeoutMs(name: string, value: unknown, positive = 
 /** Milliseconds for a message: whole numbers as they are, others to 0.1 ms. */
 export function formatMs(ms: number): string {
   return Number.isInteger(ms) ? String(ms) : ms.toFixed(1);
+}
+
+/**
+ * Whole ms left of a `timeoutMs` deadline that started at `startedAt`
+ * (performance.now()), at least 1: rounded down, so a call given it never
+ * outlives the deadline (and a message quoting it stays exact).
+ */
+export function msLeft(timeoutMs: number, startedAt: number): number {
+  return Math.max(1, Math.floor(timeoutMs - (performance.now() - startedAt)));
+}
+
+/**
+ * Settles like `work`, unless `timeoutMs` passes first (rejects with
+ * TimeoutError saying `what` took too long) or `signal` aborts (rejects
+ * with its reason). The outcome of `work` that comes later is dropped, a
+ * rejection included (never unhandled). No timer when neither is given.
+ */
+export function withinDeadline<T>(work: Promise<T>, what: string, timeoutMs?: number, signal?: AbortSignal): Promise<T> {
+  if (timeoutMs === undefined && signal === undefined) return work;
+  if (signal?.aborted) {
+    work.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const fail = (err: unknown): void => {
+      finish();
+      reject(err);
+    };
+    const onAbort = (): void => fail(signal?.reason);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => fail(new TimeoutError(`redisconn: ${what} took longer than ${formatMs(timeoutMs)} ms`)), timeoutMs);
+    const finish = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        finish();
+        resolve(value);
+      },
+      fail,
+    );
+  });
 }
 
 function describeValue(value: unknown): string {

@@ -20,6 +20,11 @@ export interface DialOptions {
   password?: string;
   /** Sent as CLIENT SETNAME (visible in CLIENT LIST). */
   clientName?: string;
+  /**
+   * Sends READONLY in the handshake pipeline (no extra round trip): the
+   * connection may read from a Redis Cluster replica. Default false.
+   */
+  readOnly?: boolean;
   /** TLS: true for defaults (certificate verification on), or Node TLS options. */
   tls?: boolean | tls.ConnectionOptions;
   /** Deadline for TCP/TLS connect and the handshake. Default 10 000 ms. */
@@ -169,6 +174,7 @@ async function handshake(conn: Conn, options: DialOptions): Promise<void> {
     if (options.clientName) conn.send('CLIENT', 'SETNAME', options.clientName);
   }
   if (db !== 0) conn.send('SELECT', db);
+  if (options.readOnly === true) conn.send('READONLY');
   const replies = (await conn.do('')) as unknown[];
   const failed = replies.find((reply) => reply instanceof RedisError);
   if (failed !== undefined) throw failed;
@@ -193,7 +199,7 @@ export async function dialEndpoint(endpoint: Endpoint, options: DialOptions = {}
     decodeStrings: options.decodeStrings ?? false,
     maxReplyBytes: options.maxReplyBytes,
   });
-  const needsHandshake = (options.password ?? '') !== '' || !!options.clientName || (options.db ?? 0) !== 0 || options.protocol === 3;
+  const needsHandshake = (options.password ?? '') !== '' || !!options.clientName || (options.db ?? 0) !== 0 || options.protocol === 3 || options.readOnly === true;
   if (!needsHandshake) return conn;
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const left = Math.max(0, timeoutMs - (performance.now() - started));

@@ -18,11 +18,18 @@ export class RedisError extends RedisConnError {
   override readonly name = 'RedisError';
   readonly code: string;
   constructor(message: string) {
-    super(message);
     const space = message.indexOf(' ');
-    this.code = space > 0 ? message.slice(0, space) : message || 'ERR';
+    const code = space > 0 ? message.slice(0, space) : message || 'ERR';
+    super(code === 'MOVED' || code === 'ASK' ? message + CLUSTER_HINT : message);
+    this.code = code;
   }
 }
+
+/**
+ * Said after a redirect reaching a caller: only a plain connection or pool
+ * gets one to the user (a cluster follows them), so it met a cluster node.
+ */
+const CLUSTER_HINT = ' (this server is a Redis Cluster node: use newCluster() or the plugin\'s cluster option, which follow redirects)';
 
 /** The bytes on the wire are not valid RESP. Fatal for the connection. */
 export class ProtocolError extends RedisConnError {
@@ -55,4 +62,30 @@ export class PoolExhaustedError extends RedisConnError {
 export class PoolClosedError extends RedisConnError {
   override readonly name = 'PoolClosedError';
   readonly code = 'REDIS_POOL_CLOSED';
+}
+
+/**
+ * The keys of a command hash to different slots where a cluster needs one
+ * (a multi-key command other than MGET/DEL/..., a transaction, a connection
+ * bound to a node). Raised before anything is sent.
+ */
+export class CrossSlotError extends RedisConnError {
+  override readonly name = 'CrossSlotError';
+  readonly code = 'REDIS_CROSSSLOT';
+}
+
+/**
+ * A cluster could not serve a call: no node answered for the topology (each
+ * node's own error is in `causes`), a slot has no reachable owner, or the
+ * redirects did not end within `maxRedirects`.
+ */
+export class ClusterError extends RedisConnError {
+  override readonly name = 'ClusterError';
+  readonly code = 'REDIS_CLUSTER';
+  /** The error of each node tried, when several were. */
+  readonly causes: readonly Error[];
+  constructor(message: string, causes: readonly Error[] = [], options?: ErrorOptions) {
+    super(message, options ?? (causes.length === 1 ? { cause: causes[0] } : undefined));
+    this.causes = causes;
+  }
 }

@@ -7,18 +7,19 @@
  * `maxActive` reached, `get()` either fails at once (`wait: false`) or queues
  * in FIFO order; each freed connection or slot goes to the oldest waiter.
  */
-import { checkTimeoutMs, formatMs } from './deadline.js';
+import { checkTimeoutMs, formatMs, msLeft } from './deadline.js';
 import { PoolClosedError, PoolExhaustedError, TimeoutError } from './errors.js';
 import type { Conn } from './conn.js';
 import { dial, type DialOptions } from './dial.js';
 import { dialURL } from './url.js';
 import { Fifo } from './fifo.js';
-import { PooledConn, type ConnReturner } from './pooledconn.js';
+import { PooledConn } from './pooledconn.js';
 import type { Reply } from './resp/decode.js';
 import type { Arg } from './resp/encode.js';
 import { sharedRefusal } from './commands.js';
-import { SharedConn, type SharedConnHost } from './shared.js';
-import { Lease, type LeaseHost } from './lease.js';
+import { SharedConn } from './shared.js';
+import { Lease } from './lease.js';
+import type { ConnSource } from './source.js';
 
 /** Options of {@link Pool}. */
 export interface PoolOptions {
@@ -100,7 +101,10 @@ const DIAL_PERMIT = null;
  * (from any number of async callers); counters stay exact under any mix of
  * borrows, failures, aborts and closes.
  */
-export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
+// Not `implements ConnReturner, SharedConnHost, LeaseHost`: those members are
+// package-internal (stripped from the published types); `new SharedConn(this)`
+// and friends check the shapes structurally.
+export class Pool implements ConnSource {
   readonly resetTimeoutMs: number;
   private readonly dialFn: () => Promise<Conn>;
   private readonly testOnBorrow: PoolOptions['testOnBorrow'];
@@ -130,9 +134,9 @@ export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
   private drained: (() => void) | null = null;
   private reaper: NodeJS.Timeout | null = null;
   private readonly shared = new SharedConn(this);
-  /** The RESP version of the last connection dialed (LeaseHost). */
+  /** The RESP version of the last connection dialed (LeaseHost). (package-internal) @internal */
   protocolSeen: 2 | 3 = 2;
-  /** The read timeout of the last connection dialed (LeaseHost). */
+  /** The read timeout of the last connection dialed (LeaseHost). (package-internal) @internal */
   readTimeoutSeen = 0;
 
   constructor(options: PoolOptions) {
@@ -272,20 +276,21 @@ export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
     return new Lease(this, options);
   }
 
-  /** Runs a command on the shared connection without the refusal check (LeaseHost). */
+  /** Runs a command on the shared connection without the refusal check (LeaseHost). (package-internal) @internal */
   doShared(cmd: string, args: Arg[]): Promise<Reply> {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
     this.sharedCommands++;
     return this.shared.do(cmd, args);
   }
 
-  /** Borrows the connection a lease moves to (LeaseHost). */
+  /** Borrows the connection a lease moves to (LeaseHost). (package-internal) @internal */
   borrowForLease(options?: GetOptions): Promise<Conn> {
     this.leaseMoves++;
     return this.get(options);
   }
 
   /**
+   * @internal Package-internal.
    * Dials the shared connection (SharedConnHost). It shows in the stats as
    * one in use but sits outside maxActive: it never waits for, nor takes, a slot.
    */
@@ -308,11 +313,19 @@ export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
     );
   }
 
-  /** Closes and uncounts the shared connection (SharedConnHost). */
+  /** Closes and uncounts the shared connection (SharedConnHost). (package-internal) @internal */
   releaseShared(conn: Conn): void {
     this.closeQuietly(conn);
     this.sharedOpen--;
     this.settleIfDrained();
+  }
+
+  /** Borrows a connection and PINGs, all within `timeoutMs` (see ConnSource.check). */
+  async check(timeoutMs: number): Promise<void> {
+    checkTimeoutMs('timeoutMs', timeoutMs, true);
+    const started = performance.now();
+    await using conn = await this.get({ timeoutMs });
+    await conn.doWithTimeout(msLeft(timeoutMs, started), 'PING');
   }
 
   /**
@@ -340,7 +353,7 @@ export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
     await Promise.all(this.closing);
   }
 
-  /** Takes back a lent connection (called by PooledConn.close). */
+  /** Takes back a lent connection (called by PooledConn.close). @internal */
   giveBack(conn: Conn, createdAt: number, reusable: boolean): void {
     const now = this.now();
     if (!reusable || this.closed || conn.err() !== null || this.expired(createdAt, now)) {
@@ -439,7 +452,7 @@ export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
    */
   private usable(entry: IdleConn): Promise<boolean> | boolean {
     if (entry.conn.err() !== null || this.stale(entry, this.now())) return false;
-    return this.testOnBorrow === undefined ? true : this.check(entry);
+    return this.testOnBorrow === undefined ? true : this.testIdle(entry);
   }
 
   /**
@@ -458,7 +471,7 @@ export class Pool implements ConnReturner, SharedConnHost, LeaseHost {
    * Runs testOnBorrow: true when it passed and left the connection unbroken.
    * A check that answers synchronously (no PING due) costs no promise.
    */
-  private check(entry: IdleConn): Promise<boolean> | boolean {
+  private testIdle(entry: IdleConn): Promise<boolean> | boolean {
     const conn = entry.conn;
     let result: void | Promise<void>;
     try {

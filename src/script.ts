@@ -4,6 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { Conn } from './conn.js';
+
+/** What runs a script: a connection, or a pool or cluster through its `do`. */
+export type ScriptRunner = Pick<Conn, 'do'>;
 import { RedisError } from './errors.js';
 import type { Reply } from './resp/decode.js';
 import type { Arg } from './resp/encode.js';
@@ -36,8 +39,10 @@ export class Script {
    * {@link RedisError} from the script, or the connection's fatal error.
    * Like `Conn.do` it first reads replies still owed to `send`; a NOSCRIPT
    * among those would also trigger the EVAL, so read `sendHash` replies first.
+   * `conn` may also be a pool or a cluster (their `do`): on a cluster both
+   * calls go to the node of the keys, so the EVAL caches it where it runs.
    */
-  async do(conn: Conn, ...keysAndArgs: Arg[]): Promise<Reply> {
+  async do(conn: ScriptRunner, ...keysAndArgs: Arg[]): Promise<Reply> {
     const args = this.args(keysAndArgs);
     try {
       return await conn.do('EVALSHA', this.hash, ...args);
@@ -61,7 +66,7 @@ export class Script {
   }
 
   /** Caches the script on the server (SCRIPT LOAD); rejects like `Conn.do`. */
-  async load(conn: Conn): Promise<void> {
+  async load(conn: ScriptRunner): Promise<void> {
     await conn.do('SCRIPT', 'LOAD', this.src);
   }
 
