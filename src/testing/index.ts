@@ -37,6 +37,11 @@ export interface StartRedisServerOptions {
   startTimeoutMs?: number;
   /** The binary to run. Default `redis-server` from PATH. */
   binary?: string;
+  /**
+   * Working directory to use instead of a fresh temporary one, e.g. to restart
+   * a killed server on its old files. The caller owns it: `stop()` keeps it.
+   */
+  dir?: string;
 }
 
 /** A running throwaway server. */
@@ -49,7 +54,7 @@ export interface TestRedisServer {
   readonly port: number;
   /** Path of the unix socket when `unixSocket` was asked for. */
   readonly socketPath: string | undefined;
-  /** The server's working directory (removed by `stop()`). */
+  /** The server's working directory (removed by `stop()` unless passed in as `dir`). */
   readonly dir: string;
   readonly pid: number;
   /** Terminates the server and removes its directory. Safe to call twice. */
@@ -135,7 +140,7 @@ function waitForExit(child: ChildProcess): Promise<void> {
 export async function startRedisServer(opts: StartRedisServerOptions = {}): Promise<TestRedisServer> {
   installExitHooks();
   const port = opts.port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), 'redisconn-test-'));
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'redisconn-test-'));
   const socketPath = opts.unixSocket ? join(dir, 'redis.sock') : undefined;
   const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'];
   if (opts.tls) {
@@ -163,7 +168,9 @@ export async function startRedisServer(opts: StartRedisServerOptions = {}): Prom
   });
   child.once('exit', () => running.delete(child));
 
-  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
+  const cleanup = (): void => {
+    if (opts.dir === undefined) rmSync(dir, { recursive: true, force: true });
+  };
   const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
   for (;;) {
     if (spawnError || child.exitCode !== null || child.signalCode !== null) {
@@ -211,3 +218,5 @@ export async function startRedisServer(opts: StartRedisServerOptions = {}): Prom
     },
   };
 }
+
+export * from './cluster.js';
