@@ -1,7 +1,8 @@
 /**
  * The main job (`npm start`): the example app on a real port. Reads
- * `--redis-addr`, `--redis-db`, `--port` and REDIS_ADDR, REDIS_DB, PORT,
- * ADMIN_TOKEN. With no Redis address configured it starts a throwaway
+ * `--redis-addr`, `--redis-cluster host:port,...`, `--redis-db`, `--port`
+ * and REDIS_ADDR, REDIS_CLUSTER, REDIS_DB, PORT, ADMIN_TOKEN. With neither a
+ * Redis address nor cluster seeds configured it starts a throwaway
  * redis-server (the embedded default) and says so. SIGINT/SIGTERM shut it
  * down gracefully: in-flight requests finish, the pool closes, the child
  * redis-server stops.
@@ -19,17 +20,19 @@ function flag(name: string): string | undefined {
 
 async function main(): Promise<void> {
   const configured = optionsFromFlags();
+  const cluster = configured.cluster;
   let embedded: TestRedisServer | undefined;
-  if (configured.addr === undefined || configured.addr.trim() === '') embedded = await startRedisServer();
-  // A configured address is left to the plugin to read from the flag or
-  // variable, so a bad one fails naming --redis-addr or REDIS_ADDR.
+  if (cluster === undefined && (configured.addr === undefined || configured.addr.trim() === '')) embedded = await startRedisServer();
+  // A configured address or seed list is left to the plugin to read from
+  // the flag or variable, so a bad one fails naming the flag or variable.
   const app = await buildApp({
     redis: embedded ? { addr: embedded.addr, ...(configured.db === undefined ? {} : { db: configured.db }) } : {},
     adminToken: process.env.ADMIN_TOKEN,
   });
-  // Never log a password: an addr may be a redis://user:password@host URL.
+  // Never log a password: an addr or a seed may be a redis://user:password@host URL.
   const addr = redactURL(embedded?.addr ?? configured.addr ?? '');
-  if (embedded) app.log.info({ addr }, 'no --redis-addr or REDIS_ADDR given: started a throwaway redis-server (data is lost on exit)');
+  if (embedded) app.log.info({ addr }, 'no --redis-addr, --redis-cluster, REDIS_ADDR or REDIS_CLUSTER given: started a throwaway redis-server (data is lost on exit)');
+  else if (cluster !== undefined) app.log.info({ cluster: cluster.map(redactURL) }, `using the configured Redis Cluster, seeds ${cluster.map(redactURL).join(',')}`);
   else app.log.info({ addr }, 'using the configured Redis');
 
   let stopping = false;

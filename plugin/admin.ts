@@ -1,11 +1,13 @@
 /**
- * Admin and health routes. Admin (LUCI's single admin call): `POST
- * <prefix>/flushall` with `{ async?: boolean }`, only for requests that
- * `authorize` accepts; everything else gets 403 and an audit warning.
- * Health: `GET <route>` PINGs within a deadline → 200 or 503.
+ * Admin and health routes, on any source of connections. Admin (LUCI's
+ * single admin call): `POST <prefix>/flushall` with `{ async?: boolean }`,
+ * only for requests that `authorize` accepts; everything else gets 403 and
+ * an audit warning. FLUSHALL runs on every master of a cluster (its command
+ * tips fan it out). Health: `GET <route>` runs `source.check()` within a
+ * deadline → 200 or 503.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Pool } from '../src/index.js';
+import type { ConnSource } from '../src/index.js';
 import { ErrNotConfigured, withHttpStatus } from './errors.js';
 import type { AdminOptions, HealthOptions } from './options.js';
 
@@ -32,8 +34,8 @@ async function authorized(request: FastifyRequest, options: Pick<AdminOptions, '
   }
 }
 
-/** Registers `POST <prefix>/flushall`. `pool()` gives the current pool (null when unconfigured). */
-export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions & Required<Pick<AdminOptions, 'authorize'>>, pool: () => Pool | null): void {
+/** Registers `POST <prefix>/flushall`. `pool()` gives the current source (null when unconfigured). */
+export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions & Required<Pick<AdminOptions, 'authorize'>>, pool: () => ConnSource | null): void {
   const prefix = (options.prefix ?? DEFAULT_ADMIN_PREFIX).replace(/\/$/, '');
   app.post<{ Body: FlushAllBody | undefined }>(
     `${prefix}/flushall`,
@@ -75,20 +77,16 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions 
 
 /**
  * Registers `GET <route>`: 200 `{ status: 'ok', latencyMs }` (to 0.1 ms) or
- * 503 `{ status: 'unavailable', error }`.
+ * 503 `{ status: 'unavailable', error }`, by `source.check()`.
  */
-export function registerHealthRoute(app: FastifyInstance, options: HealthOptions, pool: () => Pool | null): void {
+export function registerHealthRoute(app: FastifyInstance, options: HealthOptions, pool: () => ConnSource | null): void {
   const timeoutMs = options.timeoutMs ?? 1000;
   app.get(options.route ?? DEFAULT_HEALTH_ROUTE, async (_request, reply) => {
     const current = pool();
     if (current === null) return reply.code(503).send({ status: 'unavailable', error: new ErrNotConfigured().message });
     const started = performance.now();
     try {
-      await using conn = await current.get({ timeoutMs });
-      // Whole ms (rounded down, so the PING never outlives the deadline):
-      // the client's timeout message quotes this figure.
-      const left = Math.max(1, Math.floor(timeoutMs - (performance.now() - started)));
-      await conn.doWithTimeout(left, 'PING');
+      await current.check(timeoutMs);
       return { status: 'ok', latencyMs: Math.round((performance.now() - started) * 10) / 10 };
     } catch (err) {
       return reply.code(503).send({ status: 'unavailable', error: (err as Error).message });

@@ -1,10 +1,12 @@
 /**
  * A Redis-backed blob cache (LUCI's caching.BlobCache): byte values under
  * namespaced keys `<prefix>.<ns>:<key>`, written with `SET key value PX ttl`.
- * Runs on the pool's shared, auto-pipelined connection. Also an adapter that
- * speaks the abstract-cache protocol, for `@fastify/caching`'s `cache` option.
+ * Runs on any source of connections through `source.do` (a pool's shared,
+ * auto-pipelined connection; on a cluster, the node of the key's slot). Also
+ * an adapter that speaks the abstract-cache protocol, for
+ * `@fastify/caching`'s `cache` option.
  */
-import type { Pool } from '../src/index.js';
+import type { ConnSource } from '../src/index.js';
 import { withHttpStatus } from './errors.js';
 
 /** Key prefix used when none is configured. */
@@ -38,7 +40,7 @@ export class BlobCache {
   private readonly keyPrefix: string;
 
   constructor(
-    private readonly pool: Pool,
+    private readonly source: ConnSource,
     readonly namespace: string,
     prefix = DEFAULT_BLOB_PREFIX,
     readonly maxValueBytes = DEFAULT_MAX_VALUE_BYTES,
@@ -56,7 +58,7 @@ export class BlobCache {
   /** The stored bytes, or null on a miss (absent or expired). */
   async get(key: string): Promise<Buffer | null> {
     const redisKey = this.redisKey(key);
-    return toBuffer(await this.pool.do('GET', redisKey).catch(rethrow));
+    return toBuffer(await this.source.do('GET', redisKey).catch(rethrow));
   }
 
   /**
@@ -70,20 +72,20 @@ export class BlobCache {
     if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw new TypeError('redisconn: blob cache value must be a Buffer, Uint8Array or string');
     const size = typeof value === 'string' ? Buffer.byteLength(value) : value.byteLength;
     if (size > this.maxValueBytes) throw new RangeError(`redisconn: blob cache value of ${size} bytes exceeds maxValueBytes (${this.maxValueBytes})`);
-    const done = ttlMs === 0 ? this.pool.do('SET', redisKey, value) : this.pool.do('SET', redisKey, value, 'PX', ttlMs);
+    const done = ttlMs === 0 ? this.source.do('SET', redisKey, value) : this.source.do('SET', redisKey, value, 'PX', ttlMs);
     await done.catch(rethrow);
   }
 
   /** Whether `key` is stored (without fetching the value). */
   async has(key: string): Promise<boolean> {
     const redisKey = this.redisKey(key);
-    return (await this.pool.do('EXISTS', redisKey).catch(rethrow)) === 1;
+    return (await this.source.do('EXISTS', redisKey).catch(rethrow)) === 1;
   }
 
   /** Removes `key`; resolves whether or not it existed. */
   async delete(key: string): Promise<void> {
     const redisKey = this.redisKey(key);
-    await this.pool.do('DEL', redisKey).catch(rethrow);
+    await this.source.do('DEL', redisKey).catch(rethrow);
   }
 }
 

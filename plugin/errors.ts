@@ -3,7 +3,7 @@
  * and HTTP status codes, and the mapping of client errors to HTTP.
  */
 import createError from '@fastify/error';
-import { ConnClosedError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisError, TimeoutError } from '../src/index.js';
+import { ClusterError, ConnClosedError, CrossSlotError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisError, TimeoutError } from '../src/index.js';
 
 /** `get()` when no Redis address is configured (LUCI's ErrNotConfigured). HTTP 503. */
 export const ErrNotConfigured = createError('FST_REDIS_NOT_CONFIGURED', 'Redis connection pool is not configured', 503);
@@ -24,8 +24,10 @@ export const ErrAlreadyRegistered = createError(
 /**
  * The HTTP status a client error should produce when a handler lets it
  * through: 503 when Redis is unavailable (pool exhausted or closed,
- * connection lost, timeout, garbage on the wire), 500 for a server error
- * reply, undefined for anything else.
+ * connection lost, timeout, garbage on the wire, a cluster whose topology
+ * cannot be read or that keeps redirecting), 500 for a server error reply or
+ * keys of one command in different cluster slots, undefined for anything
+ * else.
  */
 export function httpStatusFor(err: unknown): number | undefined {
   if (
@@ -33,11 +35,12 @@ export function httpStatusFor(err: unknown): number | undefined {
     err instanceof PoolClosedError ||
     err instanceof ConnClosedError ||
     err instanceof TimeoutError ||
-    err instanceof ProtocolError
+    err instanceof ProtocolError ||
+    err instanceof ClusterError
   ) {
     return 503;
   }
-  if (err instanceof RedisError) return 500;
+  if (err instanceof RedisError || err instanceof CrossSlotError) return 500;
   return undefined;
 }
 

@@ -1,14 +1,16 @@
 /**
- * The redisconn Fastify plugin (LUCI's server/redisconn for Fastify): a pool
- * built from options or flags/env, `app.redis` and `request.redis`, a blob
- * cache, pool metrics, and optional admin and health routes.
+ * The redisconn Fastify plugin (LUCI's server/redisconn for Fastify): a
+ * source of connections (a pool, or a Redis Cluster) built from options or
+ * flags/env, `app.redis` and `request.redis`, a blob cache, pool metrics,
+ * and optional admin and health routes. Everything here speaks `ConnSource`,
+ * never a concrete topology.
  *
  * This module is the package's main entry: the plugin is its default export,
  * and the whole client is re-exported beside it.
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { newPool, redactURL, type Conn, type GetOptions, type Pool } from '../src/index.js';
+import { newCluster, newPool, redactURL, type Conn, type ConnSource, type DialOptions, type GetOptions } from '../src/index.js';
 import { registerAdminRoutes, registerHealthRoute } from './admin.js';
 import { BlobCache, DEFAULT_BLOB_PREFIX, DEFAULT_MAX_VALUE_BYTES, toAbstractCache, type AbstractCache } from './blobcache.js';
 import { ErrAlreadyRegistered, ErrNotConfigured, ErrUnreachable, withHttpStatus } from './errors.js';
@@ -16,10 +18,10 @@ import { registerPoolMetrics, type MetricsHandle } from './metrics.js';
 import { resolveTarget, validateOptions, type RedisconnOptions } from './options.js';
 import { RequestConn, releaseForgotten } from './requestconn.js';
 
-/** `app.redis`: the pool and what is built on it. */
+/** `app.redis`: the source of connections and what is built on it. */
 export interface AppRedis {
-  /** The pool; null when no address is configured. */
-  readonly pool: Pool | null;
+  /** The source of connections (a Pool, a Cluster...); null when nothing is configured. */
+  readonly pool: ConnSource | null;
   /** Borrows a connection (close it when done); rejects ErrNotConfigured when unconfigured. */
   get(options?: GetOptions): Promise<Conn>;
   /** A blob cache namespace; null when unconfigured or disabled. */
@@ -59,7 +61,7 @@ const kReply = Symbol('redisconn.reply');
 
 /** What the decorators share: swapped by `usePool`. */
 interface PluginState {
-  pool: Pool | null;
+  pool: ConnSource | null;
   getTimeoutMs: number;
   /** `{ timeoutMs: getTimeoutMs }`, made once. */
   defaultGetOptions: GetOptions;
@@ -76,11 +78,11 @@ const DEFAULT_GET_TIMEOUT_MS = 5_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
 
 /**
- * Closes the pool, but never lets a connection someone forgot to return hold
- * `app.close()` forever: after `timeoutMs` it logs how many are still out
- * (the pool closes them when they come back) and returns.
+ * Closes the source, but never lets a connection someone forgot to return
+ * hold `app.close()` forever: after `timeoutMs` it logs how many are still
+ * out (the source closes them when they come back) and returns.
  */
-async function closeWithin(app: FastifyInstance, pool: Pool, timeoutMs: number): Promise<void> {
+async function closeWithin(app: FastifyInstance, pool: ConnSource, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<boolean>((resolve) => {
     timer = setTimeout(resolve, timeoutMs, true);
@@ -139,7 +141,7 @@ class AppRedisImpl implements AppRedis {
     private readonly log: FastifyBaseLogger,
   ) {}
 
-  get pool(): Pool | null {
+  get pool(): ConnSource | null {
     return this.state.pool;
   }
 
@@ -239,16 +241,18 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   validateOptions(options);
   const target = resolveTarget(options);
   const name = options.name ?? 'default';
-  const { addr, db } = target;
-  let pool: Pool | null = options.pool ?? null;
-  const ownsPool = pool === null && addr !== '';
+  const { addr, cluster, db } = target;
+  let pool: ConnSource | null = options.pool ?? null;
+  const ownsPool = pool === null && (addr !== '' || cluster.length > 0);
   if (ownsPool) {
     const {
-      addr: _addr, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, exclusiveConnections: _exclusive, connectOnStart: _connect, blobCache: _blob, metrics: _metrics,
-      admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
+      addr: _addr, cluster: _cluster, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, exclusiveConnections: _exclusive, connectOnStart: _connect, blobCache: _blob,
+      metrics: _metrics, admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
     } = options;
-    pool = newPool(addr, db, poolAndDial);
+    pool = cluster.length > 0 ? newCluster(cluster, withURLOptions(target.urlOptions, poolAndDial)) : newPool(addr, db, poolAndDial);
   }
+  /** What messages call the target: the address, or the cluster's seeds (never a password). */
+  const where = cluster.length > 0 ? `cluster ${cluster.join(',')}` : redactURL(addr);
   const blobOptions = options.blobCache === false ? undefined : options.blobCache;
   const state: PluginState = {
     pool,
@@ -293,25 +297,39 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   });
 
   if (options.connectOnStart === true && pool !== null) {
-    const timeoutMs = options.connectTimeoutMs ?? 5_000;
     try {
-      await using conn = await pool.get({ timeoutMs });
-      await conn.doWithTimeout(timeoutMs, 'PING');
+      await pool.check(options.connectTimeoutMs ?? 5_000);
     } catch (err) {
       metrics?.close();
       if (ownsPool) await pool.close();
       // The address is said once, by this message: not again by the cause's own prefix.
       const why = (err as Error).message.replace(/^redisconn: (?:dial .+?: )?/, '');
-      throw new ErrUnreachable(redactURL(addr), why, { cause: err });
+      throw new ErrUnreachable(where, why, { cause: err });
     }
   }
 };
 
 /**
+ * `explicit` over the dial options URL seeds imply (credentials, TLS; their
+ * db was checked to be 0), for a cluster, whose nodes are dialed by
+ * `host:port`. An explicit option wins when defined, except that a TLS URL
+ * keeps TLS on (an explicit `tls` object then supplies its settings), as
+ * `dialURL` does.
+ */
+function withURLOptions<O extends Omit<DialOptions, 'db'>>(url: DialOptions, explicit: O): O {
+  const { db: _db, ...fromURL } = url;
+  const merged = { ...fromURL, ...Object.fromEntries(Object.entries(explicit).filter(([, value]) => value !== undefined)) } as O;
+  if (url.tls === true && (merged.tls === undefined || merged.tls === false)) merged.tls = true;
+  return merged;
+}
+
+/**
  * The redisconn Fastify plugin. Register once per app:
- * `app.register(redisconn, { addr: '127.0.0.1:6379' })`; without `addr`/`db`
- * it reads `--redis-addr`/`--redis-db` and `REDIS_ADDR`/`REDIS_DB`. Startup
- * never waits for Redis unless `connectOnStart: true`.
+ * `app.register(redisconn, { addr: '127.0.0.1:6379' })`, or `{ cluster:
+ * ['10.0.0.1:7000', ...] }` for a Redis Cluster; without them it reads
+ * `--redis-addr`/`--redis-cluster`/`--redis-db` and
+ * `REDIS_ADDR`/`REDIS_CLUSTER`/`REDIS_DB`. Startup never waits for Redis
+ * unless `connectOnStart: true`.
  */
 const redisconn = fp(redisconnPlugin, { name: 'redisconn', fastify: '5.x' });
 export default redisconn;
@@ -336,18 +354,19 @@ export function getConn(target: AppOrRequest, options?: GetOptions): Promise<Con
   return isRequest(target) ? target.redis.get(options) : target.redis.get(options);
 }
 
-/** The pool (LUCI's `GetPool(ctx)`), or null when not configured. */
-export function getPool(target: AppOrRequest): Pool | null {
+/** The source of connections (LUCI's `GetPool(ctx)`): a Pool, a Cluster..., or null when not configured. */
+export function getPool(target: AppOrRequest): ConnSource | null {
   return appOf(target)[kState]?.pool ?? null;
 }
 
 /**
- * Installs a pool you built (LUCI's `UsePool`). With the plugin registered, it
- * replaces the pool the decorators use (the old one is not closed: it is
- * yours or the plugin's to close). Without, it decorates `app` like the
- * plugin would, minus metrics and routes. The pool stays yours to close.
+ * Installs a source of connections you built (a Pool, a Cluster...; LUCI's
+ * `UsePool`). With the plugin registered, it replaces the source the
+ * decorators use (the old one is not closed: it is yours or the plugin's to
+ * close). Without, it decorates `app` like the plugin would, minus metrics
+ * and routes. The source stays yours to close.
  */
-export function usePool(app: FastifyInstance, pool: Pool): void {
+export function usePool(app: FastifyInstance, pool: ConnSource): void {
   const state = (app as StatefulApp)[kState];
   if (state !== undefined) {
     state.pool = pool;

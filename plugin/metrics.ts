@@ -1,38 +1,62 @@
 /**
- * Pool statistics as Prometheus metrics (LUCI's redis/pool/* metrics), read
- * from `pool.stats()` when the registry is scraped. Every metric is one row
- * of {@link POOL_METRICS}; several pools (several apps) share one set of
+ * Source statistics as Prometheus metrics (LUCI's redis/pool/* metrics),
+ * read from `source.stats()` when the registry is scraped. Every metric is
+ * one row of {@link METRICS}; several sources (several apps) share one set of
  * metrics per registry, told apart by the `pool` label.
+ *
+ * A source with several servers (a cluster: `stats().nodes`) reports the
+ * per-pool rows once per server, labelled `node` and `role`; a plain pool
+ * reports them once, without. Per-source rows (the cluster's redirects,
+ * refreshes, slot coverage) appear only for sources whose stats have them.
  */
 import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-client';
-import { checkTimeoutMs, type PoolStats } from '../src/index.js';
+import { checkTimeoutMs, type ClusterStats, type PoolStats, type SourceStats } from '../src/index.js';
 import { ErrBadOption } from './errors.js';
 
-/** Something with stats: a Pool. */
+/** Something with stats: a ConnSource (Pool, Cluster...). */
 export interface StatsSource {
-  stats(): PoolStats;
+  stats(): SourceStats;
 }
 
-/** One sample of a metric: its labels besides `pool`, and its value. */
+/** One sample of a metric: its labels besides `pool` (and `node`, `role`), and its value. */
 type Sample = [labels: Record<string, string>, value: number];
 
-/** A metric of the pool: how it is declared and how its samples come from the stats. */
-interface PoolMetricDescriptor {
+/** A metric: how it is declared and how its samples come from the stats. */
+type MetricDescriptor = {
   name: string;
   help: string;
-  /** A gauge is set; a counter is reset then raised to the pool's running total. */
+  /** A gauge is set; a counter is reset then raised to the source's running total. */
   kind: 'gauge' | 'counter';
-  /** Labels besides `pool`. */
+  /** Labels besides `pool` (and, per pool, `node` and `role`). */
   labels: readonly string[];
-  samples(stats: PoolStats): Sample[];
+} & (
+  | {
+      /** Read from one pool's counters: the source's, or each server's (labelled `node`, `role`). */
+      per: 'pool';
+      samples(stats: PoolStats): Sample[];
+    }
+  | {
+      /** Read from the whole source's stats; null when this source does not report the metric. */
+      per: 'source';
+      samples(stats: SourceStats): Sample[] | null;
+    }
+);
+
+/** Labels of the per-server series of a source with several servers. */
+const NODE_LABELS = ['node', 'role'] as const;
+
+/** The stats of a cluster, or null for any other source. */
+function clusterStats(stats: SourceStats): ClusterStats | null {
+  return 'slotsCovered' in stats ? (stats as ClusterStats) : null;
 }
 
-/** The pool's metrics: the one place to add one. */
-const POOL_METRICS: readonly PoolMetricDescriptor[] = [
+/** The metrics: the one place to add one. */
+const METRICS: readonly MetricDescriptor[] = [
   {
     name: 'redis_pool_connections',
     help: 'Connections of the Redis pool by state (idle, in_use); their sum is the open connections.',
     kind: 'gauge',
+    per: 'pool',
     labels: ['state'],
     samples: (s) => [
       [{ state: 'idle' }, s.idleCount],
@@ -43,6 +67,7 @@ const POOL_METRICS: readonly PoolMetricDescriptor[] = [
     name: 'redis_pool_wait_total',
     help: 'Times a caller waited for a Redis connection from the pool.',
     kind: 'counter',
+    per: 'pool',
     labels: [],
     samples: (s) => [[{}, s.waitCount]],
   },
@@ -50,6 +75,7 @@ const POOL_METRICS: readonly PoolMetricDescriptor[] = [
     name: 'redis_pool_wait_duration_seconds_total',
     help: 'Total time callers waited for a Redis connection from the pool, in seconds.',
     kind: 'counter',
+    per: 'pool',
     labels: [],
     samples: (s) => [[{}, s.waitDurationMs / 1000]],
   },
@@ -57,6 +83,7 @@ const POOL_METRICS: readonly PoolMetricDescriptor[] = [
     name: 'redis_pool_dials_total',
     help: 'Connections the Redis pool dialed, by result (ok, error).',
     kind: 'counter',
+    per: 'pool',
     labels: ['result'],
     samples: (s) => [
       [{ result: 'ok' }, s.dials - s.dialErrors],
@@ -67,6 +94,7 @@ const POOL_METRICS: readonly PoolMetricDescriptor[] = [
     name: 'redis_pool_shared_commands_total',
     help: 'Commands run on the pool\'s shared, auto-pipelined connection (pool.do, and leases before they move).',
     kind: 'counter',
+    per: 'pool',
     labels: [],
     samples: (s) => [[{}, s.sharedCommands]],
   },
@@ -74,52 +102,118 @@ const POOL_METRICS: readonly PoolMetricDescriptor[] = [
     name: 'redis_pool_lease_moves_total',
     help: 'Leases that moved to an exclusive connection of the pool (MULTI, WATCH, blocking commands, subscriptions, per-call timeouts).',
     kind: 'counter',
+    per: 'pool',
     labels: [],
     samples: (s) => [[{}, s.leaseMoves]],
   },
+  {
+    name: 'redis_cluster_redirects_total',
+    help: 'Redirects the Redis Cluster client followed, by kind (moved, ask, tryagain, clusterdown).',
+    kind: 'counter',
+    per: 'source',
+    labels: ['kind'],
+    samples: (s) => {
+      const cluster = clusterStats(s);
+      return cluster && Object.entries(cluster.redirects).map(([kind, count]): Sample => [{ kind }, count]);
+    },
+  },
+  {
+    name: 'redis_cluster_refreshes_total',
+    help: 'Reads of the Redis Cluster slot map, by trigger (start, moved, clusterdown, error, periodic) and result (ok, error).',
+    kind: 'counter',
+    per: 'source',
+    labels: ['trigger', 'result'],
+    samples: (s) => {
+      const cluster = clusterStats(s);
+      return (
+        cluster &&
+        Object.entries(cluster.refreshes).flatMap(([trigger, counts]): Sample[] => [
+          [{ trigger, result: 'ok' }, counts.ok],
+          [{ trigger, result: 'error' }, counts.error],
+        ])
+      );
+    },
+  },
+  {
+    name: 'redis_cluster_slots_covered',
+    help: 'Slots of the Redis Cluster with a known master (16384 when the slot map is whole).',
+    kind: 'gauge',
+    per: 'source',
+    labels: [],
+    samples: (s) => {
+      const cluster = clusterStats(s);
+      return cluster && [[{}, cluster.slotsCovered]];
+    },
+  },
 ];
 
-/** The metrics of one registry and the pools reporting into it. */
+/** The metrics of one registry and the sources reporting into it. */
 class PoolMetrics {
   readonly sources = new Map<string, StatsSource>();
-  private readonly refreshers: (() => void)[] = [];
+  /** The metrics made so far: those of the rows some source reported when added. */
+  private readonly made = new Map<MetricDescriptor, () => void>();
 
-  constructor(private readonly registry: Registry) {
-    // Each metric reads the stats itself at collect time, so any way of
-    // scraping (whole registry or a single metric) sees current values.
-    for (const descriptor of POOL_METRICS) {
-      const config = { name: descriptor.name, help: descriptor.help, labelNames: ['pool', ...descriptor.labels], registers: [registry] };
-      const refresh: () => void =
-        descriptor.kind === 'gauge'
-          ? this.refresher(descriptor, new Gauge({ ...config, collect: (): void => refresh() }), (metric, labels, value) => metric.set(labels, value))
-          : this.refresher(descriptor, new Counter({ ...config, collect: (): void => refresh() }), (metric, labels, value) => metric.inc(labels, value));
-      this.refreshers.push(refresh);
+  constructor(private readonly registry: Registry) {}
+
+  /**
+   * Adds a source under `pool`, first making the metrics its stats report
+   * that are not made yet (when that throws, e.g. a name the registry
+   * already holds, the source is not added).
+   */
+  add(pool: string, source: StatsSource): void {
+    const stats = source.stats();
+    for (const descriptor of METRICS) {
+      if (this.made.has(descriptor) || (descriptor.per === 'source' && descriptor.samples(stats) === null)) continue;
+      this.made.set(descriptor, this.make(descriptor));
     }
+    this.sources.set(pool, source);
   }
 
   /** Copies every source's stats into the metrics (what a scrape does). */
   refresh(): void {
-    for (const refresh of this.refreshers) refresh();
+    for (const refresh of this.made.values()) refresh();
   }
 
-  /** Resets `metric` and writes each pool's samples with `write`. */
-  private refresher<M extends Gauge | Counter>(descriptor: PoolMetricDescriptor, metric: M, write: (metric: M, labels: Record<string, string>, value: number) => void): () => void {
+  /**
+   * Declares the metric of `descriptor` on the registry; returns what
+   * refreshes it. Each metric reads the stats itself at collect time, so any
+   * way of scraping (whole registry or a single metric) sees current values.
+   */
+  private make(descriptor: MetricDescriptor): () => void {
+    const labelNames = ['pool', ...(descriptor.per === 'pool' ? NODE_LABELS : []), ...descriptor.labels];
+    const config = { name: descriptor.name, help: descriptor.help, labelNames, registers: [this.registry] };
+    const refresh: () => void =
+      descriptor.kind === 'gauge'
+        ? this.refresher(descriptor, new Gauge({ ...config, collect: (): void => refresh() }), (metric, labels, value) => metric.set(labels, value))
+        : this.refresher(descriptor, new Counter({ ...config, collect: (): void => refresh() }), (metric, labels, value) => metric.inc(labels, value));
+    return refresh;
+  }
+
+  /** Resets `metric` and writes each source's samples with `write`. */
+  private refresher<M extends Gauge | Counter>(descriptor: MetricDescriptor, metric: M, write: (metric: M, labels: Record<string, string>, value: number) => void): () => void {
     return () => {
       metric.reset();
       for (const [pool, source] of this.sources) {
-        for (const [labels, value] of descriptor.samples(source.stats())) write(metric, { pool, ...labels }, value);
+        for (const [labels, value] of samplesOf(descriptor, source.stats())) write(metric, { pool, ...labels }, value);
       }
     };
   }
 
   remove(): void {
-    for (const { name } of POOL_METRICS) this.registry.removeSingleMetric(name);
+    for (const { name } of this.made.keys()) this.registry.removeSingleMetric(name);
   }
+}
+
+/** The samples of `descriptor` for one source's stats: per server (labelled `node`, `role`) when it reports servers. */
+function samplesOf(descriptor: MetricDescriptor, stats: SourceStats): Sample[] {
+  if (descriptor.per === 'source') return descriptor.samples(stats) ?? [];
+  if (stats.nodes === undefined) return descriptor.samples(stats);
+  return stats.nodes.flatMap((node) => descriptor.samples(node.stats).map(([labels, value]): Sample => [{ node: node.addr, role: node.role, ...labels }, value]));
 }
 
 const byRegistry = new WeakMap<Registry, PoolMetrics>();
 
-/** A pool's registration; `close()` removes it (and the metrics with the last pool). */
+/** A source's registration; `close()` removes it (and the metrics with the last source). */
 export interface MetricsHandle {
   readonly registry: Registry;
   /** Refreshes the metrics now (what a scrape does). */
@@ -128,8 +222,9 @@ export interface MetricsHandle {
 }
 
 /**
- * Reports `source` under the label `pool` on `registry` (default: the global
- * one). Throws ErrBadOption when that pool name already reports there.
+ * Reports `source` (a Pool, a Cluster...) under the label `pool` on
+ * `registry` (default: the global one). Throws ErrBadOption when that pool
+ * name already reports there.
  * With `intervalMs`, also refreshes periodically (timer unref'd).
  */
 export function registerPoolMetrics(pool: string, source: StatsSource, registry: Registry = globalRegistry, intervalMs?: number): MetricsHandle {
@@ -141,9 +236,18 @@ export function registerPoolMetrics(pool: string, source: StatsSource, registry:
   if (metrics.sources.has(pool)) {
     throw new ErrBadOption(`a pool named ${JSON.stringify(pool)} already reports metrics on this registry; give each app a distinct option name`);
   }
-  metrics.sources.set(pool, source);
+  const every = intervalMs === undefined ? undefined : checkTimeoutMs('metrics intervalMs', intervalMs, true);
+  try {
+    metrics.add(pool, source);
+  } catch (err) {
+    if (metrics.sources.size === 0) {
+      metrics.remove();
+      byRegistry.delete(registry);
+    }
+    throw err;
+  }
   const shared = metrics;
-  const timer = intervalMs === undefined ? null : setInterval(() => shared.refresh(), checkTimeoutMs('metrics intervalMs', intervalMs, true));
+  const timer = every === undefined ? null : setInterval(() => shared.refresh(), every);
   timer?.unref();
   let closed = false;
   return {

@@ -1,12 +1,13 @@
 /**
  * Plugin options: what `register` accepts, what flags and environment say
- * (`--redis-addr`, `--redis-db`, `REDIS_ADDR`, `REDIS_DB`; flags win), and
- * their validation. Every error names the option, flag or variable at fault.
+ * (`--redis-addr`, `--redis-cluster`, `--redis-db`, `REDIS_ADDR`,
+ * `REDIS_CLUSTER`, `REDIS_DB`; flags win), and their validation. Every error
+ * names the option, flag or variable at fault.
  */
 import type { FastifyError } from '@fastify/error';
 import type { FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
-import { checkTimeoutMs, parseAddress, parseURL, redactURL, type Conn, type DialOptions, type Pool } from '../src/index.js';
+import { checkTimeoutMs, parseAddress, parseURL, redactURL, type Conn, type ConnSource, type DialOptions, type Endpoint } from '../src/index.js';
 import { ErrBadOption } from './errors.js';
 
 /** Blob cache settings. */
@@ -39,14 +40,21 @@ export interface AdminOptions {
 export interface HealthOptions {
   /** Route. Default `/healthz/redis`. */
   route?: string;
-  /** PING deadline (positive, at most 2^31 − 1 ms). Default 1 000 ms. */
+  /** Deadline of the whole check (positive, at most 2^31 − 1 ms). Default 1 000 ms. */
   timeoutMs?: number;
 }
 
 /** Options of the redisconn Fastify plugin. */
-export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal'> {
+export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal' | 'readOnly'> {
   /** `host:port`, `[ipv6]:port`, a unix socket path or a redis:// URL. Unset → flags/env; empty → not configured. */
   addr?: string;
+  /**
+   * A Redis Cluster's seed nodes (`host:port`, or redis:// URLs that all say
+   * the same credentials and TLS): the plugin builds a `Cluster` instead of a
+   * pool, with the pool and dial options below for every node. Not with
+   * `addr`; db must be 0. Unset (and no `addr`) → flags/env.
+   */
+  cluster?: readonly string[];
   /** Database number. Unset → flags/env, else 0. */
   db?: number;
   /** Pool label in metrics and logs. Default `default`. */
@@ -95,13 +103,15 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal'> {
   argv?: readonly string[];
   /** Environment to read variables from. Default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
-  /** Use this pool instead of building one (it stays yours to close). */
-  pool?: Pool;
+  /** Use this source of connections (a Pool, a Cluster...) instead of building one; it stays yours to close. */
+  pool?: ConnSource;
 }
 
 /** What flags and environment say. Absent keys were not given. */
 export interface FlagOptions {
   addr?: string;
+  /** Cluster seeds, as listed (comma-separated), not yet checked. */
+  cluster?: string[];
   db?: number;
 }
 
@@ -128,33 +138,70 @@ export function parseDb(text: string, source: string): number {
   return Number(text.trim());
 }
 
-/** What flags and environment say, with where the addr came from. */
-interface FlagsRead {
-  addr?: { value: string; source: '--redis-addr' | 'REDIS_ADDR' };
-  db?: number;
+/** A setting, with where it came from (`option addr`, `--redis-db`, `REDIS_CLUSTER`...), for error messages. */
+interface Sourced<T> {
+  value: T;
+  source: string;
 }
 
-function readFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): FlagsRead {
-  const out: FlagsRead = {};
-  const flagAddr = flagValue(argv, '--redis-addr');
-  if (flagAddr !== undefined) out.addr = { value: flagAddr, source: '--redis-addr' };
-  else if (env.REDIS_ADDR !== undefined) out.addr = { value: env.REDIS_ADDR, source: 'REDIS_ADDR' };
-  const flagDb = flagValue(argv, '--redis-db');
-  if (flagDb !== undefined) out.db = parseDb(flagDb, '--redis-db');
-  else if (env.REDIS_DB !== undefined && env.REDIS_DB !== '') out.db = parseDb(env.REDIS_DB, 'REDIS_DB');
-  return out;
+/** What flags and environment say, each with where it came from. */
+interface FlagsRead {
+  addr?: Sourced<string>;
+  cluster?: Sourced<string[]>;
+  db?: Sourced<number>;
+}
+
+/** `a, b,c` → `['a', 'b', 'c']` (blank entries dropped). */
+function splitSeeds(list: string): string[] {
+  return list
+    .split(',')
+    .map((seed) => seed.trim())
+    .filter((seed) => seed !== '');
 }
 
 /**
- * Reads `--redis-addr` / `--redis-db` from `argv` and `REDIS_ADDR` /
- * `REDIS_DB` from `env`; flags win over variables. A bad db throws an error
- * naming the flag or variable.
+ * Reads flags, else variables. Where to connect (addr or cluster) comes
+ * whole from the flags when either target flag is given, else from the
+ * variables: a flag never mixes with a variable. An empty REDIS_CLUSTER or
+ * REDIS_DB counts as unset.
+ */
+function readFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): FlagsRead {
+  const out: FlagsRead = {};
+  const flagAddr = flagValue(argv, '--redis-addr');
+  const flagCluster = flagValue(argv, '--redis-cluster');
+  if (flagAddr !== undefined || flagCluster !== undefined) {
+    if (flagAddr !== undefined) out.addr = { value: flagAddr, source: '--redis-addr' };
+    if (flagCluster !== undefined) out.cluster = { value: splitSeeds(flagCluster), source: '--redis-cluster' };
+  } else {
+    if (env.REDIS_ADDR !== undefined) out.addr = { value: env.REDIS_ADDR, source: 'REDIS_ADDR' };
+    if (env.REDIS_CLUSTER !== undefined && env.REDIS_CLUSTER.trim() !== '') out.cluster = { value: splitSeeds(env.REDIS_CLUSTER), source: 'REDIS_CLUSTER' };
+  }
+  const flagDb = flagValue(argv, '--redis-db');
+  if (flagDb !== undefined) out.db = { value: parseDb(flagDb, '--redis-db'), source: '--redis-db' };
+  else if (env.REDIS_DB !== undefined && env.REDIS_DB !== '') out.db = { value: parseDb(env.REDIS_DB, 'REDIS_DB'), source: 'REDIS_DB' };
+  return out;
+}
+
+/** Throws ErrBadOption naming both sources when an addr (non-empty) and a cluster are given together. */
+function checkOneTarget(addr: Sourced<string> | undefined, cluster: Sourced<readonly string[]> | undefined): void {
+  if (addr !== undefined && cluster !== undefined && addr.value.trim() !== '') {
+    throw new ErrBadOption(`${addr.source} and ${cluster.source} are both set: give a single server's address or a cluster's seeds, not both`);
+  }
+}
+
+/**
+ * Reads `--redis-addr` / `--redis-cluster` / `--redis-db` from `argv` and
+ * `REDIS_ADDR` / `REDIS_CLUSTER` / `REDIS_DB` from `env`; flags win over
+ * variables. A bad db, or an addr given with a cluster, throws an error
+ * naming the flags or variables.
  */
 export function optionsFromFlags(argv: readonly string[] = process.argv, env: Readonly<Record<string, string | undefined>> = process.env): FlagOptions {
   const read = readFlags(argv, env);
+  checkOneTarget(read.addr, read.cluster);
   const out: FlagOptions = {};
   if (read.addr !== undefined) out.addr = read.addr.value;
-  if (read.db !== undefined) out.db = read.db;
+  if (read.cluster !== undefined) out.cluster = read.cluster.value;
+  if (read.db !== undefined) out.db = read.db.value;
   return out;
 }
 
@@ -172,7 +219,8 @@ function shown(value: unknown): string {
   if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object' || typeof value === 'function') return `a ${typeof value}`;
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'function') return 'a function';
   return String(value);
 }
 
@@ -247,6 +295,9 @@ const isStringArray: Check = (value, name) => {
   if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) throw bad(name, 'an array of strings', value);
 };
 
+/** What a `pool` option must have to be a ConnSource. */
+const SOURCE_METHODS: readonly (keyof ConnSource)[] = ['get', 'do', 'lease', 'check', 'stats', 'close'];
+
 /**
  * Every option `register` knows, and its check; an option not here is
  * refused as unknown. `satisfies` keeps it in step with RedisconnOptions:
@@ -254,6 +305,7 @@ const isStringArray: Check = (value, name) => {
  */
 const OPTIONS = {
   addr: isString, // parsed, with its source named, by resolveTarget
+  cluster: isStringArray, // likewise
   db: integer(0),
   name: isNonEmptyString,
   // Pool.
@@ -269,7 +321,10 @@ const OPTIONS = {
   closeTimeoutMs: timeoutMs(),
   connectOnStart: isBoolean,
   pool: (value, name) => {
-    if (typeof (value as { get?: unknown } | null)?.get !== 'function') throw bad(name, 'a Pool', value);
+    const source = value as Partial<Record<keyof ConnSource, unknown>> | null;
+    if (typeof source !== 'object' || source === null || !SOURCE_METHODS.every((method) => typeof source[method] === 'function')) {
+      throw bad(name, 'a source of connections (a Pool, a Cluster...)', value);
+    }
   },
   // Dial.
   username: isString,
@@ -311,23 +366,27 @@ export function validateOptions(options: RedisconnOptions): void {
 
 /** Where to connect, resolved from options then flags/env. */
 export interface ResolvedTarget {
-  /** Empty when not configured. */
+  /** Empty when not configured, or a cluster. */
   addr: string;
+  /** Cluster seeds as `host:port`; empty unless a cluster is configured. */
+  cluster: string[];
+  /** Always 0 for a cluster. */
   db: number;
-  /** Dial options implied by a URL `addr` (credentials, TLS, db). */
+  /** Dial options implied by a URL `addr` or URL seeds (credentials, TLS, db). */
   urlOptions: DialOptions;
 }
 
 /**
- * Checks an addr; returns the dial options a URL implies. The error names
- * `source` (`option addr`, `--redis-addr` or `REDIS_ADDR`) and shows the
- * addr through `redactURL`: no part of a user name or password, ever.
+ * Parses an addr (or a seed); returns where it points and the dial options a
+ * URL implies. The error names `source` (`option addr`, `--redis-cluster`...)
+ * and shows the addr through `redactURL`: no part of a user name or
+ * password, ever.
  */
-function checkAddr(addr: string, source: string): DialOptions {
+function checkAddr(addr: string, source: string): { endpoint: Endpoint; options: DialOptions } {
   const fail = (why: string): FastifyError => new ErrBadOption(`${source} is invalid: ${why.replace(/^redisconn: /, '')}`);
   if (addr.includes('://')) {
     try {
-      return parseURL(addr).options;
+      return parseURL(addr);
     } catch (err) {
       // parseURL's messages show the URL redacted; no cause, so nothing else rides along.
       throw fail((err as Error).message);
@@ -339,23 +398,64 @@ function checkAddr(addr: string, source: string): DialOptions {
     throw fail(`${JSON.stringify(redactURL(addr))}: a user name or password needs a URL, e.g. redis://user:password@host:6379`);
   }
   try {
-    parseAddress(addr);
+    return { endpoint: parseAddress(addr), options: {} };
   } catch (err) {
     throw fail((err as Error).message);
   }
-  return {};
+}
+
+/** The dial options two URL seeds may differ in (compared, never shown). */
+const URL_SETTINGS = ['username', 'password', 'tls', 'db'] as const;
+
+/**
+ * Checks cluster seeds: at least one, each `host:port` or a TCP URL, the
+ * URLs all saying the same credentials, TLS and db. Returns them as
+ * `host:port` and the dial options the URLs imply. Errors name `source`.
+ */
+function checkSeeds(seeds: readonly string[], source: string): { seeds: string[]; urlOptions: DialOptions } {
+  const list = seeds.map((seed) => seed.trim());
+  if (list.length === 0 || list.includes('')) throw new ErrBadOption(`${source} is invalid: ${list.length === 0 ? 'it lists no seeds' : 'a seed is empty'}; give host:port of at least one cluster node`);
+  let urlOptions: DialOptions | undefined;
+  const out = list.map((seed) => {
+    const { endpoint, options } = checkAddr(seed, source);
+    if (endpoint.path !== undefined) throw new ErrBadOption(`${source} is invalid: ${JSON.stringify(redactURL(seed))}: a cluster seed must be host:port, not a unix socket`);
+    if (seed.includes('://')) {
+      if (urlOptions !== undefined && URL_SETTINGS.some((key) => urlOptions?.[key] !== options[key])) {
+        throw new ErrBadOption(`${source} is invalid: its URLs differ in user name, password, TLS or db; every node of a cluster is dialed alike`);
+      }
+      urlOptions = options;
+    }
+    return endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+  });
+  return { seeds: out, urlOptions: urlOptions ?? {} };
 }
 
 /**
- * Resolves addr and db: explicit options win, else flags/env. A URL addr
- * contributes its credentials, TLS and db. Throws ErrBadOption naming the
- * source of a bad addr or db (the option, the flag or the variable).
+ * Resolves where to connect: explicit options win, else flags, else
+ * variables (addr or cluster as one choice, see readFlags); db likewise. A
+ * URL contributes its credentials, TLS and db. Throws ErrBadOption naming the
+ * source of a bad addr, seed list or db, of an addr given with a cluster, and
+ * of a db other than 0 for a cluster.
  */
 export function resolveTarget(options: RedisconnOptions): ResolvedTarget {
-  const fromFlags = options.addr === undefined || options.db === undefined ? readFlags(options.argv ?? process.argv, options.env ?? process.env) : {};
-  const given = options.addr !== undefined ? { value: options.addr, source: 'option addr' } : fromFlags.addr;
-  const addr = (given?.value ?? '').trim();
-  const urlOptions = addr === '' ? {} : checkAddr(addr, given?.source ?? 'option addr');
-  const db = options.db ?? fromFlags.db ?? urlOptions.db ?? 0;
-  return { addr, db, urlOptions };
+  const targetGiven = options.addr !== undefined || options.cluster !== undefined;
+  const fromFlags = !targetGiven || options.db === undefined ? readFlags(options.argv ?? process.argv, options.env ?? process.env) : {};
+  const addrGiven = targetGiven ? sourced(options.addr, 'option addr') : fromFlags.addr;
+  const clusterGiven = targetGiven ? sourced(options.cluster, 'option cluster') : fromFlags.cluster;
+  checkOneTarget(addrGiven, clusterGiven);
+  const dbGiven = sourced(options.db, 'option db') ?? fromFlags.db;
+  if (clusterGiven !== undefined) {
+    const { seeds, urlOptions } = checkSeeds(clusterGiven.value, clusterGiven.source);
+    const db = dbGiven ?? sourced(urlOptions.db, `${clusterGiven.source} (a URL's db)`);
+    if (db !== undefined && db.value !== 0) throw new ErrBadOption(`${db.source} is ${db.value}, but a Redis Cluster has only db 0`);
+    return { addr: '', cluster: seeds, db: 0, urlOptions };
+  }
+  const addr = (addrGiven?.value ?? '').trim();
+  const urlOptions = addr === '' ? {} : checkAddr(addr, addrGiven?.source ?? 'option addr').options;
+  const db = dbGiven?.value ?? urlOptions.db ?? 0;
+  return { addr, cluster: [], db, urlOptions };
+}
+
+function sourced<T>(value: T | undefined, source: string): Sourced<T> | undefined {
+  return value === undefined ? undefined : { value, source };
 }

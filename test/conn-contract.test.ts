@@ -132,7 +132,7 @@ async function pluginFixture(options: { exclusiveConnections?: boolean }): Promi
     });
     return conn;
   };
-  return { conn: await requestConn(), pool: getPool(app), nextBorrower: requestConn };
+  return { conn: await requestConn(), pool: getPool(app) as Pool | null, nextBorrower: requestConn };
 }
 
 const FACTORIES: Factory[] = [

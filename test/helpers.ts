@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { Conn } from '../src/conn.js';
 import type { Pool } from '../src/pool.js';
+import type { ConnSource } from '../src/source.js';
 import { ProtocolError } from '../src/errors.js';
 import { dial } from '../src/dial.js';
 import type { Reply } from '../src/resp/decode.js';
@@ -126,8 +127,8 @@ export function expectProtocolError(fn: () => unknown, message?: RegExp): Protoc
 }
 
 /** Exclusive connections lent out by `pool` (the shared connection, counted in use, excluded). */
-export function lent(pool: Pool | null | undefined): number {
-  const stats = (pool as Pool).stats();
+export function lent(pool: ConnSource | null | undefined): number {
+  const stats = (pool as ConnSource).stats();
   return stats.inUseCount - stats.sharedCount;
 }
 
