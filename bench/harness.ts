@@ -45,6 +45,13 @@ export interface Scenario {
   /** Measured rounds; default ROUNDS. Short, noise-prone scenarios take more. */
   rounds?: number;
   contenders: Contender[];
+  /**
+   * Starts what the contenders use instead of the bench server (the cluster
+   * scenario's own Redis Cluster) and resolves the function that stops it.
+   * Runs before the first contender opens; the stop runs after the last one
+   * closed, also when the scenario failed.
+   */
+  setup?(): Promise<() => Promise<void>>;
   /** The target, judged on the medians. */
   target?: { text: string; met(result: ScenarioResult): boolean };
   /** Extra facts for the table (p99, overhead, heap growth), from the medians. */
@@ -64,6 +71,7 @@ export interface ScenarioResult {
   name: string;
   unit: string;
   contenders: ContenderResult[];
+  /** The fastest redisconn contender (scenarios may run several variants). */
   redisconn: ContenderResult | undefined;
   /** The fastest ioredis / node-redis contender. */
   bestPeer: ContenderResult | undefined;
@@ -98,6 +106,7 @@ export async function runScenario(scenario: Scenario, server: TestRedisServer): 
   const started = Date.now();
   const runners: Runner[] = [];
   const samples: Sample[][] = scenario.contenders.map(() => []);
+  const stop = await scenario.setup?.();
   try {
     for (const contender of scenario.contenders) runners.push(await contender.open(server));
     const rounds = scenario.rounds ?? ROUNDS;
@@ -108,10 +117,16 @@ export async function runScenario(scenario: Scenario, server: TestRedisServer): 
       }
     }
   } finally {
-    for (const runner of runners) await runner.close();
+    // Every runner closes, and the setup stops, whatever failed before.
+    const closed = await Promise.allSettled(runners.map((runner) => runner.close()));
+    await stop?.();
+    const failed = closed.find((outcome) => outcome.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   }
   const contenders = scenario.contenders.map((c, i) => summarize(c.client, c.variant, samples[i] as Sample[]));
-  const redisconn = contenders.find((c) => c.client === 'redisconn');
+  const fastest = (client: Client) =>
+    contenders.filter((c) => c.client === client).reduce<ContenderResult | undefined>((best, c) => (best === undefined || c.median > best.median ? c : best), undefined);
+  const redisconn = fastest('redisconn');
   const redisBenchmark = contenders.find((c) => c.client === 'redis-benchmark');
   const peers = contenders.filter((c) => c.client === 'ioredis' || c.client === 'node-redis');
   const bestPeer = peers.reduce<ContenderResult | undefined>((best, c) => (best === undefined || c.median > best.median ? c : best), undefined);

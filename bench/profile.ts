@@ -6,7 +6,9 @@
  *
  * (For the fastify-* scenarios — `fastify` selects all three — the redisconn
  * app, with the plugin's default options, runs in a child process that
- * inherits the node flags, so its own profile lands beside this one.)
+ * inherits the node flags, so its own profile lands beside this one. For
+ * `cluster` it is the first redisconn contender, `cluster.do`, against the
+ * scenario's own 3-master cluster.)
  */
 import { startRedisServer } from '../src/testing/index.js';
 import { ROUNDS } from './config.js';
@@ -21,15 +23,20 @@ try {
   for (const scenario of selectScenarios(name)) {
     const contender = scenario.contenders.find((c) => c.client === 'redisconn');
     if (contender === undefined) throw new Error(`bench: scenario ${scenario.name} has no redisconn contender`);
-    const runner = await contender.open(server);
+    const stop = await scenario.setup?.();
     try {
-      await runner.run(scenario.warmup);
-      for (let round = 0; round < (scenario.rounds ?? ROUNDS); round++) {
-        const sample = await runner.run(scenario.work);
-        console.error(`${scenario.name}: ${Math.round(sample.value)} ${scenario.unit}`);
+      const runner = await contender.open(server);
+      try {
+        await runner.run(scenario.warmup);
+        for (let round = 0; round < (scenario.rounds ?? ROUNDS); round++) {
+          const sample = await runner.run(scenario.work);
+          console.error(`${scenario.name}: ${Math.round(sample.value)} ${scenario.unit}`);
+        }
+      } finally {
+        await runner.close();
       }
     } finally {
-      await runner.close();
+      await stop?.();
     }
   }
 } finally {

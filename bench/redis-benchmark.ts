@@ -4,9 +4,12 @@ import type { TestRedisServer } from '../src/testing/index.js';
 import { KEY_COUNT } from './config.js';
 import type { Contender } from './harness.js';
 
-/** Runs redis-benchmark with `args`; resolves the requests/s of its one test. */
-function redisBenchmark(server: TestRedisServer, args: string[]): Promise<number> {
-  const argv = ['-h', server.host, '-p', String(server.port), '--csv', '-q', ...args];
+/**
+ * Runs redis-benchmark against `host`:`port` with `args`; resolves the
+ * requests/s of each of its tests, by test name (`GET`, `SET`, …), in order.
+ */
+export function redisBenchmarkRates(host: string, port: number, args: string[]): Promise<Map<string, number>> {
+  const argv = ['-h', host, '-p', String(port), '--csv', '-q', ...args];
   return new Promise((resolve, reject) => {
     const child = spawn('redis-benchmark', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -15,12 +18,22 @@ function redisBenchmark(server: TestRedisServer, args: string[]): Promise<number
     child.once('error', reject);
     child.once('close', (code) => {
       // "test","rps",… then one line per test: "GET","92165.90",…
-      const row = out.split('\n').find((line) => line.startsWith('"') && !line.startsWith('"test"'));
-      const rps = Number(row?.split(',')[1]?.replace(/"/g, ''));
-      if (code === 0 && Number.isFinite(rps) && rps > 0) resolve(rps);
+      const rates = new Map<string, number>();
+      for (const line of out.split('\n')) {
+        if (!line.startsWith('"') || line.startsWith('"test"')) continue;
+        const [test, rps] = line.split(',').map((cell) => cell.replace(/"/g, ''));
+        if (test !== undefined && Number.isFinite(Number(rps)) && Number(rps) > 0) rates.set(test, Number(rps));
+      }
+      if (code === 0 && rates.size > 0) resolve(rates);
       else reject(new Error(`bench: redis-benchmark ${argv.join(' ')} exited ${code}: ${out.trim()}`));
     });
   });
+}
+
+/** Runs redis-benchmark with `args`; resolves the requests/s of its one test. */
+async function redisBenchmark(server: TestRedisServer, args: string[]): Promise<number> {
+  const rates = await redisBenchmarkRates(server.host, server.port, args);
+  return rates.values().next().value as number;
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Every scenario, in the order `npm run bench` runs them. */
 import type { Scenario } from '../harness.js';
 import { churn } from './churn.js';
+import { clusterScenario } from './cluster.js';
 import { decoders } from './decoder.js';
 import { fastifyScenarios } from './fastify.js';
 import { large } from './large.js';
@@ -9,7 +10,7 @@ import { pool50 } from './pool50.js';
 import { seq } from './seq.js';
 import { shared50 } from './shared50.js';
 
-export const SCENARIOS: Scenario[] = [seq, pipeline, pool50, shared50, large, ...fastifyScenarios, churn, ...decoders];
+export const SCENARIOS: Scenario[] = [seq, pipeline, pool50, shared50, large, ...fastifyScenarios, churn, clusterScenario, ...decoders];
 
 /** Whether `name` selects `scenario`: its exact name, or else a prefix up to a space or dash (`decode`, `fastify`). */
 function selects(name: string, scenario: Scenario): boolean {
