@@ -16,7 +16,7 @@
 import { ConnState, routeOf, stateChangeOf, type Route } from '../commands.js';
 import type { Conn } from '../conn.js';
 import { checkTimeoutMs } from '../deadline.js';
-import { ConnClosedError, CrossSlotError, RedisError } from '../errors.js';
+import { ConnClosedError, CrossSlotError, RedisError, TimeoutError } from '../errors.js';
 import { Fifo } from '../fifo.js';
 import type { GetOptions, Pool } from '../pool.js';
 import type { Reply } from '../resp/decode.js';
@@ -104,6 +104,8 @@ export class ClusterConn implements Conn {
   private readonly subscriptions = new Subscriptions();
   private closing: Promise<void> | null = null;
   private fatal: Error | null = null;
+  /** Receives waiting, with nothing owed and no node bound, for the next send. */
+  private readonly idleReceives = new Set<() => void>();
 
   constructor(
     private readonly host: ClusterConnHost,
@@ -159,6 +161,8 @@ export class ClusterConn implements Conn {
     if (this.fatal !== null) throw this.fatal;
     checkCommand(cmd);
     checkArgs(args);
+    // Receives waiting for something to read look again once this send is done.
+    for (const wake of [...this.idleReceives]) wake();
     if (!this.host.isMapped || this.unrouted.length > 0) {
       this.unrouted.push({ cmd, args });
       return;
@@ -182,7 +186,10 @@ export class ClusterConn implements Conn {
     if (this.unrouted.length > 0) await this.route();
     const leases = [...this.unflushed];
     this.unflushed.clear();
-    await Promise.all(leases.map((lease) => lease.flush()));
+    await Promise.all(leases.map((lease) => lease.flush())).catch((err: unknown) => {
+      if (!(err instanceof RedisError)) void this.host.refreshNow();
+      throw err;
+    });
   }
 
   receive(): Promise<Reply> {
@@ -206,6 +213,7 @@ export class ClusterConn implements Conn {
   /** Gives back every lease (each waits for the replies still owed on it). Safe twice; never rejects. */
   close(): Promise<void> {
     if (this.closing === null) {
+      for (const wake of [...this.idleReceives]) wake();
       this.pending.drain();
       this.heldBack = [];
       this.unrouted = [];
@@ -389,7 +397,13 @@ export class ClusterConn implements Conn {
       if (this.fatal !== null) throw this.fatal;
       if (this.unrouted.length > 0) await this.flush();
       const entry = this.pending.shift();
-      if (entry === undefined) return this.state & SUBSCRIBED ? this.nextPush(deadline, signal) : this.readFrom(this.lease((this.binding ?? this.bind(-1)).pool), deadline, signal);
+      if (entry === undefined) {
+        if (this.state & SUBSCRIBED) return this.nextPush(deadline, signal);
+        if (this.binding !== null) return this.readFrom(this.lease(this.binding.pool), deadline, signal);
+        // Nothing owed and no node yet: wait for the next send (a subscription says which node) rather than bind to any.
+        await this.nextSend(deadline, signal);
+        continue;
+      }
       if (entry.held !== undefined) return entry.held;
       if (entry.hidden) {
         await this.readFrom(entry.parts[0]?.lease as Conn, deadline, signal).catch((err: unknown) => this.keepIfReply(err));
@@ -453,6 +467,26 @@ export class ClusterConn implements Conn {
     }
   }
 
+  /** Resolves at the next send or close; rejects with TimeoutError at `deadline`, with the reason when `signal` aborts (either breaks the connection, as any abandoned read does). */
+  private nextSend(deadline: number, signal: AbortSignal | null): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (err?: unknown): void => {
+        this.idleReceives.delete(wake);
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (err === undefined) return resolve();
+        this.fatal ??= err instanceof Error ? err : new ConnClosedError(String(err));
+        reject(err);
+      };
+      const wake = (): void => done();
+      const onAbort = (): void => done(signal?.reason);
+      this.idleReceives.add(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (deadline !== NO_DEADLINE) timer = setTimeout(() => done(new TimeoutError('redisconn: nothing to receive within the deadline')), Math.max(1, deadline - performance.now()));
+    });
+  }
+
   /** A dropped reply's error reply is harmless; a fatal error breaks this connection. */
   private keepIfReply(err: unknown): null {
     if (err instanceof RedisError) return null;
@@ -486,7 +520,11 @@ export class ClusterConn implements Conn {
   private readFrom(lease: Conn, deadline: number, signal: AbortSignal | null): Promise<Reply> {
     const read = signal !== null ? lease.receiveWithSignal(signal) : deadline === NO_DEADLINE ? lease.receive() : lease.receiveWithTimeout(Math.max(1, Math.floor(deadline - performance.now())));
     return read.catch((err: unknown) => {
-      if (!(err instanceof RedisError)) this.fatal ??= err instanceof Error ? err : new ConnClosedError(String(err));
+      if (!(err instanceof RedisError)) {
+        this.fatal ??= err instanceof Error ? err : new ConnClosedError(String(err));
+        // The node may be gone (failed over, removed): read the map again, as Cluster.do does.
+        void this.host.refreshNow();
+      }
       throw err;
     });
   }

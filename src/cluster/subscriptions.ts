@@ -58,6 +58,8 @@ export class Subscriptions {
   /** The commands that subscribe to everything again; their confirmations become echoes to drop. */
   replay(): [cmd: Kind, args: Arg[]][] {
     const commands: [Kind, Arg[]][] = [];
+    // A replay replaces the one before: that one's lease was dropped, its confirmations will never be read.
+    this.echoes = 0;
     for (const kind of ['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE'] as const) {
       const args = [...this.byKind[kind].values()];
       if (args.length === 0) continue;
