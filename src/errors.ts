@@ -89,3 +89,19 @@ export class ClusterError extends RedisConnError {
     this.causes = causes;
   }
 }
+
+/**
+ * Sentinel could not give a usable master: no sentinel answered (each one's
+ * error is in `causes`), none knows the master name, or the node named
+ * is not a master (a sentinel that lies, or one not yet updated).
+ */
+export class SentinelError extends RedisConnError {
+  override readonly name = 'SentinelError';
+  readonly code = 'REDIS_SENTINEL';
+  /** The error of each sentinel tried, when several were. */
+  readonly causes: readonly Error[];
+  constructor(message: string, causes: readonly Error[] = []) {
+    super(message, causes.length === 1 ? { cause: causes[0] } : undefined);
+    this.causes = causes;
+  }
+}

@@ -3,7 +3,7 @@
  * out, pub/sub, scripts, reply and struct helpers, and our own RESP codec.
  * This module never imports Fastify.
  */
-export { ClusterError, ConnClosedError, CrossSlotError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisConnError, RedisError, TimeoutError } from './errors.js';
+export { ClusterError, ConnClosedError, CrossSlotError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisConnError, RedisError, SentinelError, TimeoutError } from './errors.js';
 export type { Arg, PrimitiveArg, RedisArgument } from './resp/encode.js';
 export { CommandWriter, encodeCommand } from './resp/encode.js';
 export type { DecoderOptions, Reply } from './resp/decode.js';
@@ -23,6 +23,8 @@ export { Cluster, newCluster } from './cluster/cluster.js';
 export type { RedirectKind } from './cluster/redirect.js';
 export type { AddressMap } from './cluster/topology.js';
 export { SLOT_COUNT, slotOf } from './cluster/slot.js';
+export type { SentinelPoolOptions, SentinelStats } from './sentinel/sentinelpool.js';
+export { SentinelPool, newSentinelPool } from './sentinel/sentinelpool.js';
 export type { ReplyKind, ReplyKinds } from './reply.js';
 export { asBigInt, asBool, asBytes, asFloat, asFloats, asInt, asIntMap, asInts, asString, asStringMap, asStrings, asValues } from './reply.js';
 export type { FieldName, FieldType, FlatObject, StructOf, StructSchema } from './args.js';

@@ -131,6 +131,8 @@ export class Pool implements ConnSource {
   private sharedCommands = 0;
   private leaseMoves = 0;
   private closed = false;
+  /** When `purge()` last ran: connections born by then are not kept. */
+  private purgedAt = Number.NEGATIVE_INFINITY;
   private drained: (() => void) | null = null;
   private reaper: NodeJS.Timeout | null = null;
   private readonly shared = new SharedConn(this);
@@ -353,10 +355,23 @@ export class Pool implements ConnSource {
     await Promise.all(this.closing);
   }
 
+  /**
+   * @internal Forgets the server the connections talk to (a Sentinel
+   * failover): closes the idle connections and the shared one at once (calls
+   * in flight on it reject with its error; the next call dials again), and
+   * closes lent ones when they come back instead of keeping them.
+   */
+  purge(): void {
+    if (this.closed) return;
+    this.purgedAt = this.now();
+    for (const entry of this.idle.splice(0)) this.discard(entry.conn);
+    void this.shared.close();
+  }
+
   /** Takes back a lent connection (called by PooledConn.close). @internal */
   giveBack(conn: Conn, createdAt: number, reusable: boolean): void {
     const now = this.now();
-    if (!reusable || this.closed || conn.err() !== null || this.expired(createdAt, now)) {
+    if (!reusable || this.closed || conn.err() !== null || this.expired(createdAt, now) || createdAt <= this.purgedAt) {
       this.discard(conn);
       return;
     }
@@ -673,11 +688,19 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal, late: (value: T) =>
  * over what a URL says.
  */
 export function newPool(addr: string, db = 0, overrides: Partial<PoolOptions> & DialOptions = {}): Pool {
+  return newPoolDialing((options) => (addr.includes('://') ? dialURL(addr, options) : dial(addr, options)), db, overrides);
+}
+
+/**
+ * @internal `newPool` for any way of dialing (a Sentinel's master, say):
+ * `connect` gets the dial options with LUCI's defaults applied.
+ */
+export function newPoolDialing(connect: (options: DialOptions) => Promise<Conn>, db: number, overrides: Partial<PoolOptions> & DialOptions): Pool {
   const { dial: dialOverride, testOnBorrow, maxIdle, maxActive, idleTimeoutMs, wait, maxConnLifetimeMs, resetTimeoutMs, now, ...dialOptions } = overrides;
   const options: DialOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 5_000, writeTimeoutMs: 5_000, db, ...dialOptions };
   const clock = now ?? Date.now;
   const pool = new Pool({
-    dial: dialOverride ?? (addr.includes('://') ? () => dialURL(addr, options) : () => dial(addr, options)),
+    dial: dialOverride ?? (() => connect(options)),
     // Synchronous unless a PING is due, so a borrow of a fresh connection awaits nothing.
     testOnBorrow: testOnBorrow ?? ((conn, lastUsed) => (clock() - lastUsed > 60_000 ? conn.do('PING').then(() => undefined) : undefined)),
     maxIdle: maxIdle ?? 64,

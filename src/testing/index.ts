@@ -220,3 +220,4 @@ export async function startRedisServer(opts: StartRedisServerOptions = {}): Prom
 }
 
 export * from './cluster.js';
+export * from './sentinel.js';

@@ -1,0 +1,176 @@
+/**
+ * The sentinel-backed pool against real master/replica/sentinel processes:
+ * finding the master, following it across failovers under load, the
+ * sentinels it survives losing, and the errors when it cannot.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConnClosedError, dial, newSentinelPool, RedisError, SentinelError, TimeoutError, type SentinelPool } from '../src/index.js';
+import { startRedisSentinel, type TestRedisSentinel } from '../src/testing/index.js';
+import { guardProcessErrors, rejection, text } from './helpers.js';
+
+guardProcessErrors();
+
+let deployment: TestRedisSentinel;
+
+beforeAll(async () => {
+  deployment = await startRedisSentinel({ replicas: 1, sentinels: 3 });
+}, 60_000);
+
+afterAll(async () => {
+  await deployment?.stop();
+});
+
+function pool(overrides: Partial<Parameters<typeof newSentinelPool>[0]> = {}): SentinelPool {
+  return newSentinelPool({ sentinels: deployment.sentinels, masterName: deployment.masterName, connectTimeoutMs: 500, readTimeoutMs: 1_000, ...overrides });
+}
+
+async function roleOf(addr: string): Promise<string> {
+  const conn = await dial(addr);
+  try {
+    return text(((await conn.do('ROLE')) as Buffer[])[0]);
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Errors a caller may see while the master is switched: all typed, none a hang. */
+function isTypedSwitchError(err: unknown): boolean {
+  return err instanceof ConnClosedError || err instanceof TimeoutError || err instanceof SentinelError || (err instanceof RedisError && ['READONLY', 'LOADING', 'MASTERDOWN'].includes(err.code)) || (err as { code?: string }).code === 'REDIS_CONN_CLOSED';
+}
+
+describe('newSentinelPool', () => {
+  it('finds the master through the sentinels and runs do, get and leases on it', async () => {
+    const source = pool();
+    try {
+      expect(await source.do('SET', 'sentinel:k', 'v')).toBe('OK');
+      await using conn = await source.get();
+      expect(text(await conn.do('GET', 'sentinel:k'))).toBe('v');
+      const lease = source.lease();
+      await lease.do('MULTI');
+      await lease.do('INCR', 'sentinel:n');
+      expect(await lease.do('EXEC')).toEqual([1]);
+      await lease.close();
+      expect(source.master).toBe(await deployment.currentMaster());
+      expect(source.stats()).toMatchObject({ master: source.master, failovers: 0 });
+      await source.check(1_000);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('names the master name no sentinel knows, promptly', async () => {
+    const source = pool({ masterName: 'no-such-master' });
+    try {
+      const started = performance.now();
+      const err = await rejection(source.do('PING'));
+      expect(err).toBeInstanceOf(SentinelError);
+      expect(String(err)).toContain('"no-such-master"');
+      expect(performance.now() - started).toBeLessThan(2_000);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('says why when no sentinel answers, naming each', async () => {
+    const source = newSentinelPool({ sentinels: ['127.0.0.1:1', '127.0.0.1:2'], masterName: 'mymaster', connectTimeoutMs: 300 });
+    try {
+      const err = (await rejection(source.do('PING'))) as SentinelError;
+      expect(err).toBeInstanceOf(SentinelError);
+      expect(err.causes).toHaveLength(2);
+      expect(err.message).toContain('127.0.0.1:1');
+      expect(err.message).toContain('127.0.0.1:2');
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('works with every sentinel but one down (dead ones listed first)', async () => {
+    const source = newSentinelPool({ sentinels: ['127.0.0.1:1', '127.0.0.1:2', deployment.sentinels[2] as string], masterName: deployment.masterName, connectTimeoutMs: 300 });
+    try {
+      expect(await source.do('SET', 'sentinel:one', '1')).toBe('OK');
+    } finally {
+      await source.close();
+    }
+  });
+});
+
+describe('failover', () => {
+  it('follows kill -9 of the master under 20 writers: typed errors only, back within 2 s of the announcement, nothing acknowledged by a demoted node', async () => {
+    const source = pool();
+    const before = await deployment.currentMaster();
+    await source.do('PING');
+    let stop = false;
+    const errors: unknown[] = [];
+    const acked: { at: number; writer: number; value: number }[] = [];
+    const writers = Array.from({ length: 20 }, async (_, writer) => {
+      while (!stop) {
+        try {
+          const value = (await source.do('INCR', `sentinel:w:${writer}`)) as number;
+          acked.push({ at: performance.now(), writer, value });
+        } catch (err) {
+          errors.push(err);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await deployment.killMaster();
+    const { newMaster } = await deployment.waitForFailover(before, { timeoutMs: 15_000 });
+    const announced = performance.now();
+    // Traffic resumes: the first acknowledgment after the announcement.
+    const deadline = announced + 5_000;
+    while (!acked.some((write) => write.at > announced) && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    const firstAfter = acked.find((write) => write.at > announced);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    stop = true;
+    await Promise.all(writers);
+    try {
+      expect(firstAfter, 'a write acknowledged after the failover').toBeDefined();
+      expect((firstAfter?.at ?? Infinity) - announced).toBeLessThan(2_000);
+      expect(errors.filter((err) => !isTypedSwitchError(err))).toEqual([]);
+      expect(source.master).toBe(newMaster);
+      expect(source.stats().failovers).toBe(1);
+      // Every write acknowledged after the switch is on the new master.
+      const conn = await dial(newMaster);
+      try {
+        for (let writer = 0; writer < 20; writer++) {
+          const last = acked.filter((write) => write.writer === writer && write.at > announced).at(-1);
+          if (last === undefined) continue;
+          expect(Number(text(await conn.do('GET', `sentinel:w:${writer}`)))).toBeGreaterThanOrEqual(last.value);
+        }
+      } finally {
+        await conn.close();
+      }
+      // The old master comes back as a replica; the pool keeps writing to the new one.
+      await deployment.restartNode(before);
+      expect(await roleOf(before)).toBe('slave');
+      expect(await source.do('SET', 'sentinel:after', '1')).toBe('OK');
+      expect(source.master).toBe(newMaster);
+      console.log(`sentinel kill -9: ${errors.length} typed errors, first write ${Math.round((firstAfter?.at ?? 0) - announced)} ms after the sentinels named ${newMaster}`);
+    } finally {
+      await source.close();
+    }
+  }, 40_000);
+
+  it('follows a graceful failover (the old master demoted while alive), never writing to it', async () => {
+    const source = pool();
+    try {
+      await source.do('SET', 'sentinel:g', '0');
+      const { old, newMaster } = await deployment.failover();
+      // The switch is announced; a write right after goes to the new master.
+      const deadline = performance.now() + 3_000;
+      while (source.master !== newMaster && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(source.master).toBe(newMaster);
+      expect(await source.do('SET', 'sentinel:g', '1')).toBe('OK');
+      expect(await roleOf(old)).toBe('slave');
+      const conn = await dial(newMaster);
+      try {
+        expect(text(await conn.do('GET', 'sentinel:g'))).toBe('1');
+      } finally {
+        await conn.close();
+      }
+    } finally {
+      await source.close();
+    }
+  }, 30_000);
+});
