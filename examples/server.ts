@@ -1,9 +1,11 @@
 /**
  * The main job (`npm start`): the example app on a real port. Reads
- * `--redis-addr`, `--redis-cluster host:port,...`, `--redis-db`, `--port`
- * and REDIS_ADDR, REDIS_CLUSTER, REDIS_DB, PORT, ADMIN_TOKEN. With neither a
- * Redis address nor cluster seeds configured it starts a throwaway
- * redis-server (the embedded default) and says so. SIGINT/SIGTERM shut it
+ * `--redis-addr`, `--redis-cluster host:port,...`, `--redis-sentinel
+ * host:port,...` with `--redis-master-name NAME`, `--redis-db`, `--port` and
+ * REDIS_ADDR, REDIS_CLUSTER, REDIS_SENTINEL, REDIS_MASTER_NAME, REDIS_DB,
+ * PORT, ADMIN_TOKEN. With no Redis address, cluster seeds or sentinels
+ * configured it starts a throwaway redis-server (the embedded default) and
+ * says so. SIGINT/SIGTERM shut it
  * down gracefully: in-flight requests finish, the pool closes, the child
  * redis-server stops.
  */
@@ -20,20 +22,23 @@ function flag(name: string): string | undefined {
 
 async function main(): Promise<void> {
   const configured = optionsFromFlags();
-  const cluster = configured.cluster;
+  const { cluster, sentinel } = configured;
   let embedded: TestRedisServer | undefined;
-  if (cluster === undefined && (configured.addr === undefined || configured.addr.trim() === '')) embedded = await startRedisServer();
-  // A configured address or seed list is left to the plugin to read from
-  // the flag or variable, so a bad one fails naming the flag or variable.
+  if (cluster === undefined && sentinel === undefined && (configured.addr === undefined || configured.addr.trim() === '')) embedded = await startRedisServer();
+  // A configured address, seed or sentinel list is left to the plugin to
+  // read from the flag or variable, so a bad one fails naming it.
   const app = await buildApp({
     redis: embedded ? { addr: embedded.addr, ...(configured.db === undefined ? {} : { db: configured.db }) } : {},
     adminToken: process.env.ADMIN_TOKEN,
   });
-  // Never log a password: an addr or a seed may be a redis://user:password@host URL.
+  // Never log a password: an addr, a seed or a sentinel may be a redis://user:password@host URL.
   const addr = redactURL(embedded?.addr ?? configured.addr ?? '');
-  if (embedded) app.log.info({ addr }, 'no --redis-addr, --redis-cluster, REDIS_ADDR or REDIS_CLUSTER given: started a throwaway redis-server (data is lost on exit)');
+  if (embedded) app.log.info({ addr }, 'no --redis-addr, --redis-cluster, --redis-sentinel, REDIS_ADDR, REDIS_CLUSTER or REDIS_SENTINEL given: started a throwaway redis-server (data is lost on exit)');
   else if (cluster !== undefined) app.log.info({ cluster: cluster.map(redactURL) }, `using the configured Redis Cluster, seeds ${cluster.map(redactURL).join(',')}`);
-  else app.log.info({ addr }, 'using the configured Redis');
+  else if (sentinel !== undefined) {
+    const sentinels = sentinel.sentinels.map(redactURL);
+    app.log.info({ sentinels, masterName: sentinel.masterName }, `using the master ${JSON.stringify(sentinel.masterName)} of Redis Sentinel, sentinels ${sentinels.join(',')}`);
+  } else app.log.info({ addr }, 'using the configured Redis');
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

@@ -4,7 +4,7 @@
  * only for requests that `authorize` accepts; everything else gets 403 and
  * an audit warning. FLUSHALL runs on every master of a cluster (its command
  * tips fan it out). Health: `GET <route>` runs `source.check()` within a
- * deadline → 200 or 503.
+ * deadline → 200 (naming the master for a sentinel pool) or 503.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ConnSource } from '../src/index.js';
@@ -75,9 +75,16 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions 
   );
 }
 
+/** The master a source follows (a sentinel pool's `stats().master`), or undefined for any other source. */
+function masterOf(source: ConnSource): string | undefined {
+  const master = (source.stats() as { master?: unknown }).master;
+  return typeof master === 'string' && master !== '' ? master : undefined;
+}
+
 /**
- * Registers `GET <route>`: 200 `{ status: 'ok', latencyMs }` (to 0.1 ms) or
- * 503 `{ status: 'unavailable', error }`, by `source.check()`.
+ * Registers `GET <route>`: 200 `{ status: 'ok', latencyMs }` (to 0.1 ms;
+ * plus `master`, `host:port`, for a source that follows a master through
+ * Sentinel) or 503 `{ status: 'unavailable', error }`, by `source.check()`.
  */
 export function registerHealthRoute(app: FastifyInstance, options: HealthOptions, pool: () => ConnSource | null): void {
   const timeoutMs = options.timeoutMs ?? 1000;
@@ -87,7 +94,9 @@ export function registerHealthRoute(app: FastifyInstance, options: HealthOptions
     const started = performance.now();
     try {
       await current.check(timeoutMs);
-      return { status: 'ok', latencyMs: Math.round((performance.now() - started) * 10) / 10 };
+      const latencyMs = Math.round((performance.now() - started) * 10) / 10;
+      const master = masterOf(current);
+      return master === undefined ? { status: 'ok', latencyMs } : { status: 'ok', latencyMs, master };
     } catch (err) {
       return reply.code(503).send({ status: 'unavailable', error: (err as Error).message });
     }

@@ -3,7 +3,7 @@
  * and HTTP status codes, and the mapping of client errors to HTTP.
  */
 import createError from '@fastify/error';
-import { ClusterError, ConnClosedError, CrossSlotError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisError, TimeoutError } from '../src/index.js';
+import { ClusterError, ConnClosedError, CrossSlotError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisError, SentinelError, TimeoutError } from '../src/index.js';
 
 /** `get()` when no Redis address is configured (LUCI's ErrNotConfigured). HTTP 503. */
 export const ErrNotConfigured = createError('FST_REDIS_NOT_CONFIGURED', 'Redis connection pool is not configured', 503);
@@ -25,7 +25,8 @@ export const ErrAlreadyRegistered = createError(
  * The HTTP status a client error should produce when a handler lets it
  * through: 503 when Redis is unavailable (pool exhausted or closed,
  * connection lost, timeout, garbage on the wire, a cluster whose topology
- * cannot be read or that keeps redirecting), 500 for a server error reply or
+ * cannot be read or that keeps redirecting, sentinels that give no usable
+ * master), 500 for a server error reply or
  * keys of one command in different cluster slots, undefined for anything
  * else.
  */
@@ -36,7 +37,8 @@ export function httpStatusFor(err: unknown): number | undefined {
     err instanceof ConnClosedError ||
     err instanceof TimeoutError ||
     err instanceof ProtocolError ||
-    err instanceof ClusterError
+    err instanceof ClusterError ||
+    err instanceof SentinelError
   ) {
     return 503;
   }

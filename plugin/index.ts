@@ -1,6 +1,7 @@
 /**
  * The redisconn Fastify plugin (LUCI's server/redisconn for Fastify): a
- * source of connections (a pool, or a Redis Cluster) built from options or
+ * source of connections (a pool, a Redis Cluster, or a pool following the
+ * master of a Sentinel deployment) built from options or
  * flags/env, `app.redis` and `request.redis`, a blob cache, pool metrics,
  * and optional admin and health routes. Everything here speaks `ConnSource`,
  * never a concrete topology.
@@ -10,7 +11,7 @@
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { newCluster, newPool, redactURL, type Conn, type ConnSource, type DialOptions, type GetOptions } from '../src/index.js';
+import { newCluster, newPool, newSentinelPool, redactURL, type Conn, type ConnSource, type DialOptions, type GetOptions } from '../src/index.js';
 import { registerAdminRoutes, registerHealthRoute } from './admin.js';
 import { BlobCache, DEFAULT_BLOB_PREFIX, DEFAULT_MAX_VALUE_BYTES, toAbstractCache, type AbstractCache } from './blobcache.js';
 import { ErrAlreadyRegistered, ErrNotConfigured, ErrUnreachable, withHttpStatus } from './errors.js';
@@ -20,7 +21,7 @@ import { RequestConn, releaseForgotten } from './requestconn.js';
 
 /** `app.redis`: the source of connections and what is built on it. */
 export interface AppRedis {
-  /** The source of connections (a Pool, a Cluster...); null when nothing is configured. */
+  /** The source of connections (a Pool, a Cluster, a SentinelPool...); null when nothing is configured. */
   readonly pool: ConnSource | null;
   /** Borrows a connection (close it when done); rejects ErrNotConfigured when unconfigured. */
   get(options?: GetOptions): Promise<Conn>;
@@ -241,18 +242,24 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   validateOptions(options);
   const target = resolveTarget(options);
   const name = options.name ?? 'default';
-  const { addr, cluster, db } = target;
+  const { addr, cluster, sentinel, db } = target;
   let pool: ConnSource | null = options.pool ?? null;
-  const ownsPool = pool === null && (addr !== '' || cluster.length > 0);
+  const ownsPool = pool === null && (addr !== '' || cluster.length > 0 || sentinel !== null);
   if (ownsPool) {
     const {
-      addr: _addr, cluster: _cluster, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, exclusiveConnections: _exclusive, connectOnStart: _connect, blobCache: _blob,
-      metrics: _metrics, admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
+      addr: _addr, cluster: _cluster, sentinel: _sentinel, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, exclusiveConnections: _exclusive, connectOnStart: _connect,
+      blobCache: _blob, metrics: _metrics, admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
     } = options;
-    pool = cluster.length > 0 ? newCluster(cluster, withURLOptions(target.urlOptions, poolAndDial)) : newPool(addr, db, poolAndDial);
+    if (sentinel !== null) {
+      const { sentinels, masterName, username, password, tls } = sentinel;
+      pool = newSentinelPool({ ...poolAndDial, db, sentinels, masterName, sentinelUsername: username, sentinelPassword: password, sentinelTls: tls });
+    } else {
+      pool = cluster.length > 0 ? newCluster(cluster, withURLOptions(target.urlOptions, poolAndDial)) : newPool(addr, db, poolAndDial);
+    }
   }
-  /** What messages call the target: the address, or the cluster's seeds (never a password). */
-  const where = cluster.length > 0 ? `cluster ${cluster.join(',')}` : redactURL(addr);
+  /** What messages call the target: the address, the cluster's seeds, or the master's name and sentinels (never a password). */
+  const where =
+    sentinel !== null ? `master ${JSON.stringify(sentinel.masterName)} of sentinels ${sentinel.sentinels.join(',')}` : cluster.length > 0 ? `cluster ${cluster.join(',')}` : redactURL(addr);
   const blobOptions = options.blobCache === false ? undefined : options.blobCache;
   const state: PluginState = {
     pool,
@@ -325,11 +332,15 @@ function withURLOptions<O extends Omit<DialOptions, 'db'>>(url: DialOptions, exp
 
 /**
  * The redisconn Fastify plugin. Register once per app:
- * `app.register(redisconn, { addr: '127.0.0.1:6379' })`, or `{ cluster:
- * ['10.0.0.1:7000', ...] }` for a Redis Cluster; without them it reads
- * `--redis-addr`/`--redis-cluster`/`--redis-db` and
- * `REDIS_ADDR`/`REDIS_CLUSTER`/`REDIS_DB`. Startup never waits for Redis
- * unless `connectOnStart: true`.
+ * `app.register(redisconn, { addr: '127.0.0.1:6379' })`, `{ cluster:
+ * ['10.0.0.1:7000', ...] }` for a Redis Cluster, or `{ sentinel: {
+ * sentinels: ['10.0.0.1:26379', ...], masterName: 'mymaster' } }` for the
+ * master of a Sentinel deployment; without them it reads
+ * `--redis-addr`/`--redis-cluster`/`--redis-sentinel` +
+ * `--redis-master-name`/`--redis-db` and
+ * `REDIS_ADDR`/`REDIS_CLUSTER`/`REDIS_SENTINEL` +
+ * `REDIS_MASTER_NAME`/`REDIS_DB`. Startup never waits for Redis unless
+ * `connectOnStart: true`.
  */
 const redisconn = fp(redisconnPlugin, { name: 'redisconn', fastify: '5.x' });
 export default redisconn;
@@ -386,7 +397,7 @@ export function usePool(app: FastifyInstance, pool: ConnSource): void {
 export { redisconn };
 export { ErrNotConfigured, ErrBadOption, ErrUnreachable, ErrAlreadyRegistered, httpStatusFor, withHttpStatus } from './errors.js';
 export { optionsFromFlags } from './options.js';
-export type { RedisconnOptions, BlobCacheOptions, MetricsOptions, AdminOptions, HealthOptions, FlagOptions } from './options.js';
+export type { RedisconnOptions, SentinelOptions, BlobCacheOptions, MetricsOptions, AdminOptions, HealthOptions, FlagOptions } from './options.js';
 export { BlobCache, toAbstractCache } from './blobcache.js';
 export type { AbstractCache, AbstractCacheEntry, AbstractCacheKey } from './blobcache.js';
 export { registerPoolMetrics } from './metrics.js';

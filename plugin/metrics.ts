@@ -4,13 +4,17 @@
  * one row of {@link METRICS}; several sources (several apps) share one set of
  * metrics per registry, told apart by the `pool` label.
  *
- * A source with several servers (a cluster: `stats().nodes`) reports the
- * per-pool rows once per server, labelled `node` and `role`; a plain pool
- * reports them once, without. Per-source rows (the cluster's redirects,
- * refreshes, slot coverage) appear only for sources whose stats have them.
+ * A source that names its servers (a cluster, a sentinel pool:
+ * `stats().nodes`) reports the per-pool rows once per server, labelled
+ * `node` and `role` (a sentinel pool's node is the current master); a plain
+ * pool reports them once, without. Per-source rows (the cluster's redirects,
+ * refreshes, slot coverage; the sentinel pool's failovers and master) appear
+ * only for sources whose stats have them. Every metric is reset before each
+ * refresh, so a series whose labels no longer apply (an old master's
+ * address) disappears.
  */
 import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-client';
-import { checkTimeoutMs, type ClusterStats, type PoolStats, type SourceStats } from '../src/index.js';
+import { checkTimeoutMs, type ClusterStats, type PoolStats, type SentinelStats, type SourceStats } from '../src/index.js';
 import { ErrBadOption } from './errors.js';
 
 /** Something with stats: a ConnSource (Pool, Cluster...). */
@@ -48,6 +52,11 @@ const NODE_LABELS = ['node', 'role'] as const;
 /** The stats of a cluster, or null for any other source. */
 function clusterStats(stats: SourceStats): ClusterStats | null {
   return 'slotsCovered' in stats ? (stats as ClusterStats) : null;
+}
+
+/** The stats of a sentinel pool, or null for any other source. */
+function sentinelStats(stats: SourceStats): SentinelStats | null {
+  return 'failovers' in stats && 'master' in stats ? (stats as SentinelStats) : null;
 }
 
 /** The metrics: the one place to add one. */
@@ -143,6 +152,29 @@ const METRICS: readonly MetricDescriptor[] = [
     samples: (s) => {
       const cluster = clusterStats(s);
       return cluster && [[{}, cluster.slotsCovered]];
+    },
+  },
+  {
+    name: 'redis_sentinel_failovers_total',
+    help: 'Master switches the Redis Sentinel pool followed (announced by +switch-master, or found when the old master failed).',
+    kind: 'counter',
+    per: 'source',
+    labels: [],
+    samples: (s) => {
+      const sentinel = sentinelStats(s);
+      return sentinel && [[{}, sentinel.failovers]];
+    },
+  },
+  {
+    name: 'redis_sentinel_master',
+    help: 'The master the Redis Sentinel pool uses: 1 for its address (no series until the sentinels were first asked).',
+    kind: 'gauge',
+    per: 'source',
+    labels: ['addr'],
+    samples: (s) => {
+      const sentinel = sentinelStats(s);
+      if (sentinel === null) return null;
+      return sentinel.master === '' ? [] : [[{ addr: sentinel.master }, 1]];
     },
   },
 ];

@@ -1,8 +1,9 @@
 /**
  * Plugin options: what `register` accepts, what flags and environment say
- * (`--redis-addr`, `--redis-cluster`, `--redis-db`, `REDIS_ADDR`,
- * `REDIS_CLUSTER`, `REDIS_DB`; flags win), and their validation. Every error
- * names the option, flag or variable at fault.
+ * (`--redis-addr`, `--redis-cluster`, `--redis-sentinel`,
+ * `--redis-master-name`, `--redis-db`, `REDIS_ADDR`, `REDIS_CLUSTER`,
+ * `REDIS_SENTINEL`, `REDIS_MASTER_NAME`, `REDIS_DB`; flags win), and their
+ * validation. Every error names the option, flag or variable at fault.
  */
 import type { FastifyError } from '@fastify/error';
 import type { FastifyRequest } from 'fastify';
@@ -44,6 +45,29 @@ export interface HealthOptions {
   timeoutMs?: number;
 }
 
+/**
+ * A Redis Sentinel deployment: the plugin builds a `SentinelPool` that
+ * follows the master the sentinels name. The credentials and TLS here are
+ * the sentinels' own; the data nodes (master, replicas) are dialed with the
+ * top-level `username`, `password`, `tls` and `db`.
+ */
+export interface SentinelOptions {
+  /**
+   * Sentinel addresses: `host:port`, or redis:// / rediss:// URLs (all saying
+   * the same credentials and TLS, which are the sentinels'); one reachable is
+   * enough. Required.
+   */
+  sentinels: readonly string[];
+  /** The name the sentinels monitor the master under. Required. */
+  masterName: string;
+  /** ACL user of the sentinels. */
+  username?: string;
+  /** Password of the sentinels (their `requirepass`). */
+  password?: string;
+  /** TLS to the sentinels. Default: the data nodes' `tls`. */
+  tls?: DialOptions['tls'];
+}
+
 /** Options of the redisconn Fastify plugin. */
 export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal' | 'readOnly'> {
   /** `host:port`, `[ipv6]:port`, a unix socket path or a redis:// URL. Unset → flags/env; empty → not configured. */
@@ -55,6 +79,13 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal' | 'r
    * `addr`; db must be 0. Unset (and no `addr`) → flags/env.
    */
   cluster?: readonly string[];
+  /**
+   * A Redis Sentinel deployment (sentinel addresses and the master's name):
+   * the plugin builds a `SentinelPool` following the master, with the pool
+   * and dial options below (and `db`) for the data nodes. Not with `addr` or
+   * `cluster`. Unset (and no `addr`, `cluster`) → flags/env.
+   */
+  sentinel?: SentinelOptions;
   /** Database number. Unset → flags/env, else 0. */
   db?: number;
   /** Pool label in metrics and logs. Default `default`. */
@@ -112,6 +143,8 @@ export interface FlagOptions {
   addr?: string;
   /** Cluster seeds, as listed (comma-separated), not yet checked. */
   cluster?: string[];
+  /** Sentinel addresses as listed (comma-separated, not yet checked) and the master's name. */
+  sentinel?: { sentinels: string[]; masterName: string };
   db?: number;
 }
 
@@ -148,8 +181,18 @@ interface Sourced<T> {
 interface FlagsRead {
   addr?: Sourced<string>;
   cluster?: Sourced<string[]>;
+  /** Sentinel addresses, as listed. */
+  sentinels?: Sourced<string[]>;
+  masterName?: Sourced<string>;
   db?: Sourced<number>;
+  /** Target variables that are set but not read, because a target flag was given (for hints). */
+  unread?: string[];
 }
+
+/** The flags that say where to connect: given any, the target comes from flags alone. */
+const TARGET_FLAGS = ['--redis-addr', '--redis-cluster', '--redis-sentinel', '--redis-master-name'] as const;
+/** The variables that say where to connect (an empty one counts as unset). */
+const TARGET_VARIABLES = ['REDIS_ADDR', 'REDIS_CLUSTER', 'REDIS_SENTINEL', 'REDIS_MASTER_NAME'] as const;
 
 /** `a, b,c` → `['a', 'b', 'c']` (blank entries dropped). */
 function splitSeeds(list: string): string[] {
@@ -159,22 +202,37 @@ function splitSeeds(list: string): string[] {
     .filter((seed) => seed !== '');
 }
 
+/** A variable's value, undefined when unset or blank. */
+function setIn(env: Readonly<Record<string, string | undefined>>, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
+
 /**
- * Reads flags, else variables. Where to connect (addr or cluster) comes
- * whole from the flags when either target flag is given, else from the
- * variables: a flag never mixes with a variable. An empty REDIS_CLUSTER or
+ * Reads flags, else variables. Where to connect (addr, cluster, or
+ * sentinels and master name) comes whole from the flags when any target
+ * flag is given, else from the variables: a flag never mixes with a
+ * variable. An empty REDIS_CLUSTER, REDIS_SENTINEL, REDIS_MASTER_NAME or
  * REDIS_DB counts as unset.
  */
 function readFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): FlagsRead {
   const out: FlagsRead = {};
-  const flagAddr = flagValue(argv, '--redis-addr');
-  const flagCluster = flagValue(argv, '--redis-cluster');
-  if (flagAddr !== undefined || flagCluster !== undefined) {
+  const [flagAddr, flagCluster, flagSentinel, flagMaster] = TARGET_FLAGS.map((flag) => flagValue(argv, flag));
+  if (flagAddr !== undefined || flagCluster !== undefined || flagSentinel !== undefined || flagMaster !== undefined) {
     if (flagAddr !== undefined) out.addr = { value: flagAddr, source: '--redis-addr' };
     if (flagCluster !== undefined) out.cluster = { value: splitSeeds(flagCluster), source: '--redis-cluster' };
+    if (flagSentinel !== undefined) out.sentinels = { value: splitSeeds(flagSentinel), source: '--redis-sentinel' };
+    if (flagMaster !== undefined) out.masterName = { value: flagMaster.trim(), source: '--redis-master-name' };
+    const unread = TARGET_VARIABLES.filter((name) => setIn(env, name) !== undefined);
+    if (unread.length > 0) out.unread = unread;
   } else {
     if (env.REDIS_ADDR !== undefined) out.addr = { value: env.REDIS_ADDR, source: 'REDIS_ADDR' };
-    if (env.REDIS_CLUSTER !== undefined && env.REDIS_CLUSTER.trim() !== '') out.cluster = { value: splitSeeds(env.REDIS_CLUSTER), source: 'REDIS_CLUSTER' };
+    const cluster = setIn(env, 'REDIS_CLUSTER');
+    if (cluster !== undefined) out.cluster = { value: splitSeeds(cluster), source: 'REDIS_CLUSTER' };
+    const sentinels = setIn(env, 'REDIS_SENTINEL');
+    if (sentinels !== undefined) out.sentinels = { value: splitSeeds(sentinels), source: 'REDIS_SENTINEL' };
+    const masterName = setIn(env, 'REDIS_MASTER_NAME');
+    if (masterName !== undefined) out.masterName = { value: masterName.trim(), source: 'REDIS_MASTER_NAME' };
   }
   const flagDb = flagValue(argv, '--redis-db');
   if (flagDb !== undefined) out.db = { value: parseDb(flagDb, '--redis-db'), source: '--redis-db' };
@@ -182,25 +240,67 @@ function readFlags(argv: readonly string[], env: Readonly<Record<string, string 
   return out;
 }
 
-/** Throws ErrBadOption naming both sources when an addr (non-empty) and a cluster are given together. */
-function checkOneTarget(addr: Sourced<string> | undefined, cluster: Sourced<readonly string[]> | undefined): void {
-  if (addr !== undefined && cluster !== undefined && addr.value.trim() !== '') {
-    throw new ErrBadOption(`${addr.source} and ${cluster.source} are both set: give a single server's address or a cluster's seeds, not both`);
+/**
+ * Throws ErrBadOption naming two sources when more than one target is given
+ * at one level: an addr (non-empty), a cluster, a sentinel deployment (its
+ * option, or either of its flags or variables).
+ */
+function checkOneTarget(addr: Sourced<string> | undefined, ...others: (Sourced<unknown> | undefined)[]): void {
+  const given = [addr !== undefined && addr.value.trim() !== '' ? addr : undefined, ...others].filter((target): target is Sourced<unknown> => target !== undefined);
+  const [first, second] = given;
+  if (first !== undefined && second !== undefined) {
+    throw new ErrBadOption(`${first.source} and ${second.source} are both set: give one of a single server's address, a cluster's seeds, or sentinels and a master name, not several`);
   }
 }
 
+/** Sentinel addresses and the master's name, each with where it came from. */
+interface SentinelRead {
+  sentinels: Sourced<readonly string[]>;
+  masterName: Sourced<string>;
+}
+
 /**
- * Reads `--redis-addr` / `--redis-cluster` / `--redis-db` from `argv` and
- * `REDIS_ADDR` / `REDIS_CLUSTER` / `REDIS_DB` from `env`; flags win over
- * variables. A bad db, or an addr given with a cluster, throws an error
- * naming the flags or variables.
+ * Both halves of a sentinel target given at one level (option, flags or
+ * variables), or ErrBadOption naming the missing half and where the other
+ * came from (and the variable not read, when a flag shadowed it). Returns
+ * undefined when neither is given.
+ */
+function sentinelPair(
+  sentinels: Sourced<readonly string[]> | undefined,
+  masterName: Sourced<string> | undefined,
+  names: { sentinels: string; masterName: string },
+  unread: readonly string[] = [],
+): SentinelRead | undefined {
+  if (sentinels !== undefined && masterName !== undefined) return { sentinels, masterName };
+  if (sentinels === undefined && masterName === undefined) return undefined;
+  const [missing, present, variable] = sentinels === undefined ? [names.sentinels, masterName as Sourced<string>, 'REDIS_SENTINEL'] : [names.masterName, sentinels, 'REDIS_MASTER_NAME'];
+  const what = sentinels === undefined ? 'the addresses of the sentinels' : 'the name the sentinels monitor the master under';
+  const hint = unread.includes(variable) ? ` (${variable} is not read: with a --redis-* target flag given, the target comes from the flags alone)` : '';
+  throw new ErrBadOption(`${missing} is not set, but ${present.source} is: a Sentinel deployment needs ${what} too${hint}`);
+}
+
+/** The sentinel target flags or variables say, if any (see {@link sentinelPair}). */
+function flagSentinel(read: FlagsRead): SentinelRead | undefined {
+  const flags = read.sentinels?.source.startsWith('--') === true || read.masterName?.source.startsWith('--') === true;
+  const names = flags ? { sentinels: '--redis-sentinel', masterName: '--redis-master-name' } : { sentinels: 'REDIS_SENTINEL', masterName: 'REDIS_MASTER_NAME' };
+  return sentinelPair(read.sentinels, read.masterName, names, read.unread);
+}
+
+/**
+ * Reads `--redis-addr` / `--redis-cluster` / `--redis-sentinel` +
+ * `--redis-master-name` / `--redis-db` from `argv` and `REDIS_ADDR` /
+ * `REDIS_CLUSTER` / `REDIS_SENTINEL` + `REDIS_MASTER_NAME` / `REDIS_DB` from
+ * `env`; flags win over variables. A bad db, more than one target, or half
+ * a sentinel target throws an error naming the flags or variables.
  */
 export function optionsFromFlags(argv: readonly string[] = process.argv, env: Readonly<Record<string, string | undefined>> = process.env): FlagOptions {
   const read = readFlags(argv, env);
-  checkOneTarget(read.addr, read.cluster);
+  checkOneTarget(read.addr, read.cluster, read.sentinels ?? read.masterName);
+  const sentinel = flagSentinel(read);
   const out: FlagOptions = {};
   if (read.addr !== undefined) out.addr = read.addr.value;
   if (read.cluster !== undefined) out.cluster = read.cluster.value;
+  if (sentinel !== undefined) out.sentinel = { sentinels: [...sentinel.sentinels.value], masterName: sentinel.masterName.value };
   if (read.db !== undefined) out.db = read.db.value;
   return out;
 }
@@ -275,14 +375,19 @@ function oneOf(...allowed: unknown[]): Check {
 
 /**
  * An object whose listed properties are checked (named `<name>.<key>`);
- * `orBoolean` also accepts true/false, `orFalse` false alone.
+ * `orBoolean` also accepts true/false, `orFalse` false alone; `exact`
+ * refuses properties not listed.
  */
-function shape(fields: Record<string, Check>, accept: { orBoolean?: boolean; orFalse?: boolean } = {}): Check {
+function shape(fields: Record<string, Check>, accept: { orBoolean?: boolean; orFalse?: boolean; exact?: boolean } = {}): Check {
   return (value, name) => {
     if (accept.orBoolean === true && typeof value === 'boolean') return;
     if (accept.orFalse === true && value === false) return;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw bad(name, accept.orBoolean === true ? 'a boolean or an object' : accept.orFalse === true ? 'false or an object' : 'an object', value);
+    }
+    if (accept.exact === true) {
+      const unknown = Object.keys(value).find((key) => !Object.hasOwn(fields, key));
+      if (unknown !== undefined) throw new ErrBadOption(`unknown option ${JSON.stringify(`${name}.${unknown}`)}`);
     }
     for (const [key, check] of Object.entries(fields)) {
       const field = (value as Record<string, unknown>)[key];
@@ -293,6 +398,10 @@ function shape(fields: Record<string, Check>, accept: { orBoolean?: boolean; orF
 
 const isStringArray: Check = (value, name) => {
   if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) throw bad(name, 'an array of strings', value);
+};
+
+const isTls: Check = (value, name) => {
+  if (typeof value !== 'boolean') isObject(value, name);
 };
 
 /** What a `pool` option must have to be a ConnSource. */
@@ -306,6 +415,8 @@ const SOURCE_METHODS: readonly (keyof ConnSource)[] = ['get', 'do', 'lease', 'ch
 const OPTIONS = {
   addr: isString, // parsed, with its source named, by resolveTarget
   cluster: isStringArray, // likewise
+  // Its sentinels and masterName: whether both are there is said by resolveTarget.
+  sentinel: shape({ sentinels: isStringArray, masterName: isNonEmptyString, username: isString, password: isString, tls: isTls }, { exact: true }),
   db: integer(0),
   name: isNonEmptyString,
   // Pool.
@@ -330,9 +441,7 @@ const OPTIONS = {
   username: isString,
   password: isString,
   clientName: isString,
-  tls: (value, name) => {
-    if (typeof value !== 'boolean') isObject(value, name);
-  },
+  tls: isTls,
   connectTimeoutMs: timeoutMs({ positive: true }),
   readTimeoutMs: timeoutMs(),
   writeTimeoutMs: timeoutMs(),
@@ -364,15 +473,26 @@ export function validateOptions(options: RedisconnOptions): void {
   }
 }
 
+/** A sentinel deployment, resolved: addresses as `host:port`, and the sentinels' own credentials and TLS. */
+export interface ResolvedSentinel {
+  sentinels: string[];
+  masterName: string;
+  username?: string;
+  password?: string;
+  tls?: DialOptions['tls'];
+}
+
 /** Where to connect, resolved from options then flags/env. */
 export interface ResolvedTarget {
-  /** Empty when not configured, or a cluster. */
+  /** Empty when not configured, a cluster or a sentinel deployment. */
   addr: string;
   /** Cluster seeds as `host:port`; empty unless a cluster is configured. */
   cluster: string[];
+  /** The sentinel deployment; null unless one is configured. */
+  sentinel: ResolvedSentinel | null;
   /** Always 0 for a cluster. */
   db: number;
-  /** Dial options implied by a URL `addr` or URL seeds (credentials, TLS, db). */
+  /** Dial options implied by a URL `addr` or URL seeds (credentials, TLS, db); empty for sentinels (theirs are in `sentinel`). */
   urlOptions: DialOptions;
 }
 
@@ -407,21 +527,39 @@ function checkAddr(addr: string, source: string): { endpoint: Endpoint; options:
 /** The dial options two URL seeds may differ in (compared, never shown). */
 const URL_SETTINGS = ['username', 'password', 'tls', 'db'] as const;
 
+/** How a list of addresses is named in errors: cluster seeds or sentinels. */
+interface ListWords {
+  /** `seeds`, `sentinels`. */
+  plural: string;
+  /** `a seed`, `a sentinel address`. */
+  one: string;
+  /** `a cluster seed`, `a sentinel address`. */
+  each: string;
+  /** `at least one cluster node`, `at least one sentinel`. */
+  atLeast: string;
+  /** `every node of a cluster`, `every sentinel`. */
+  every: string;
+}
+
+const SEED_WORDS: ListWords = { plural: 'seeds', one: 'a seed', each: 'a cluster seed', atLeast: 'at least one cluster node', every: 'every node of a cluster' };
+const SENTINEL_WORDS: ListWords = { plural: 'sentinels', one: 'a sentinel address', each: 'a sentinel address', atLeast: 'at least one sentinel', every: 'every sentinel' };
+
 /**
- * Checks cluster seeds: at least one, each `host:port` or a TCP URL, the
- * URLs all saying the same credentials, TLS and db. Returns them as
- * `host:port` and the dial options the URLs imply. Errors name `source`.
+ * Checks cluster seeds (or sentinel addresses): at least one, each
+ * `host:port` or a TCP URL, the URLs all saying the same credentials, TLS
+ * and db. Returns them as `host:port` and the dial options the URLs imply.
+ * Errors name `source`.
  */
-function checkSeeds(seeds: readonly string[], source: string): { seeds: string[]; urlOptions: DialOptions } {
+function checkSeeds(seeds: readonly string[], source: string, words: ListWords = SEED_WORDS): { seeds: string[]; urlOptions: DialOptions } {
   const list = seeds.map((seed) => seed.trim());
-  if (list.length === 0 || list.includes('')) throw new ErrBadOption(`${source} is invalid: ${list.length === 0 ? 'it lists no seeds' : 'a seed is empty'}; give host:port of at least one cluster node`);
+  if (list.length === 0 || list.includes('')) throw new ErrBadOption(`${source} is invalid: ${list.length === 0 ? `it lists no ${words.plural}` : `${words.one} is empty`}; give host:port of ${words.atLeast}`);
   let urlOptions: DialOptions | undefined;
   const out = list.map((seed) => {
     const { endpoint, options } = checkAddr(seed, source);
-    if (endpoint.path !== undefined) throw new ErrBadOption(`${source} is invalid: ${JSON.stringify(redactURL(seed))}: a cluster seed must be host:port, not a unix socket`);
+    if (endpoint.path !== undefined) throw new ErrBadOption(`${source} is invalid: ${JSON.stringify(redactURL(seed))}: ${words.each} must be host:port, not a unix socket`);
     if (seed.includes('://')) {
       if (urlOptions !== undefined && URL_SETTINGS.some((key) => urlOptions?.[key] !== options[key])) {
-        throw new ErrBadOption(`${source} is invalid: its URLs differ in user name, password, TLS or db; every node of a cluster is dialed alike`);
+        throw new ErrBadOption(`${source} is invalid: its URLs differ in user name, password, TLS or db; ${words.every} is dialed alike`);
       }
       urlOptions = options;
     }
@@ -432,28 +570,69 @@ function checkSeeds(seeds: readonly string[], source: string): { seeds: string[]
 
 /**
  * Resolves where to connect: explicit options win, else flags, else
- * variables (addr or cluster as one choice, see readFlags); db likewise. A
- * URL contributes its credentials, TLS and db. Throws ErrBadOption naming the
- * source of a bad addr, seed list or db, of an addr given with a cluster, and
- * of a db other than 0 for a cluster.
+ * variables (addr, cluster or sentinel as one choice, see readFlags); db
+ * likewise. A URL contributes its credentials, TLS and db (a sentinel URL:
+ * the sentinels' credentials and TLS). Throws ErrBadOption naming the source
+ * of a bad addr, seed or sentinel list, master name or db, of two targets
+ * given together, of half a sentinel target, and of a db other than 0 for a
+ * cluster.
  */
 export function resolveTarget(options: RedisconnOptions): ResolvedTarget {
-  const targetGiven = options.addr !== undefined || options.cluster !== undefined;
+  const targetGiven = options.addr !== undefined || options.cluster !== undefined || options.sentinel !== undefined;
   const fromFlags = !targetGiven || options.db === undefined ? readFlags(options.argv ?? process.argv, options.env ?? process.env) : {};
   const addrGiven = targetGiven ? sourced(options.addr, 'option addr') : fromFlags.addr;
   const clusterGiven = targetGiven ? sourced(options.cluster, 'option cluster') : fromFlags.cluster;
-  checkOneTarget(addrGiven, clusterGiven);
+  checkOneTarget(addrGiven, clusterGiven, targetGiven ? sourced(options.sentinel, 'option sentinel') : (fromFlags.sentinels ?? fromFlags.masterName));
   const dbGiven = sourced(options.db, 'option db') ?? fromFlags.db;
   if (clusterGiven !== undefined) {
     const { seeds, urlOptions } = checkSeeds(clusterGiven.value, clusterGiven.source);
     const db = dbGiven ?? sourced(urlOptions.db, `${clusterGiven.source} (a URL's db)`);
     if (db !== undefined && db.value !== 0) throw new ErrBadOption(`${db.source} is ${db.value}, but a Redis Cluster has only db 0`);
-    return { addr: '', cluster: seeds, db: 0, urlOptions };
+    return { addr: '', cluster: seeds, sentinel: null, db: 0, urlOptions };
+  }
+  const sentinelGiven = targetGiven ? optionSentinel(options.sentinel) : flagSentinel(fromFlags);
+  if (sentinelGiven !== undefined) {
+    return { addr: '', cluster: [], sentinel: checkSentinel(sentinelGiven, options.sentinel), db: dbGiven?.value ?? 0, urlOptions: {} };
   }
   const addr = (addrGiven?.value ?? '').trim();
   const urlOptions = addr === '' ? {} : checkAddr(addr, addrGiven?.source ?? 'option addr').options;
   const db = dbGiven?.value ?? urlOptions.db ?? 0;
-  return { addr, cluster: [], db, urlOptions };
+  return { addr, cluster: [], sentinel: null, db, urlOptions };
+}
+
+/** The halves of option `sentinel` (see {@link sentinelPair}). */
+function optionSentinel(option: SentinelOptions | undefined): SentinelRead | undefined {
+  if (option === undefined) return undefined;
+  const pair = sentinelPair(sourced(option.sentinels, 'option sentinel.sentinels'), sourced(option.masterName, 'option sentinel.masterName'), {
+    sentinels: 'option sentinel.sentinels',
+    masterName: 'option sentinel.masterName',
+  });
+  if (pair === undefined) throw new ErrBadOption('option sentinel needs sentinels (their addresses) and masterName (the name they monitor the master under)');
+  return pair;
+}
+
+/**
+ * Checks a sentinel target: the addresses (as cluster seeds are checked; a
+ * URL says the sentinels' credentials and TLS, never a db) and a non-empty
+ * master name. Credentials and TLS of option `sentinel` win over the URLs'
+ * (a TLS URL keeps TLS on).
+ */
+function checkSentinel(read: SentinelRead, explicit: SentinelOptions | undefined): ResolvedSentinel {
+  const { seeds, urlOptions } = checkSeeds(read.sentinels.value, read.sentinels.source, SENTINEL_WORDS);
+  if (urlOptions.db !== undefined && urlOptions.db !== 0) {
+    throw new ErrBadOption(`${read.sentinels.source} is invalid: a sentinel URL says db ${urlOptions.db}, but sentinels have no db; set option db, --redis-db or REDIS_DB for the master's`);
+  }
+  const masterName = read.masterName.value.trim();
+  if (masterName === '') throw new ErrBadOption(`${read.masterName.source} is empty: give the name the sentinels monitor the master under`);
+  const out: ResolvedSentinel = { sentinels: seeds, masterName };
+  const username = explicit?.username ?? urlOptions.username;
+  const password = explicit?.password ?? urlOptions.password;
+  let tls = explicit?.tls ?? urlOptions.tls;
+  if (urlOptions.tls === true && (tls === undefined || tls === false)) tls = true;
+  if (username !== undefined) out.username = username;
+  if (password !== undefined) out.password = password;
+  if (tls !== undefined) out.tls = tls;
+  return out;
 }
 
 function sourced<T>(value: T | undefined, source: string): Sourced<T> | undefined {

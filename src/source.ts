@@ -64,3 +64,10 @@ export interface ConnSource {
    */
   close(): Promise<void>;
 }
+
+/** @internal The counters of several pools added up (a source's totals). */
+export function sumStats(all: readonly PoolStats[]): PoolStats {
+  const total: PoolStats = { activeCount: 0, idleCount: 0, inUseCount: 0, sharedCount: 0, waitCount: 0, waitDurationMs: 0, dials: 0, dialErrors: 0, sharedCommands: 0, leaseMoves: 0 };
+  for (const stats of all) for (const key of Object.keys(total) as (keyof PoolStats)[]) total[key] += stats[key];
+  return total;
+}

@@ -14,10 +14,10 @@ import { sharedRefusal, learnCommands, routeOf, type Route } from '../commands.j
 import type { Conn } from '../conn.js';
 import { dial, type DialOptions } from '../dial.js';
 import { ClusterError, CrossSlotError, PoolClosedError, RedisError, TimeoutError } from '../errors.js';
-import { newPool, Pool, type GetOptions, type PoolOptions, type PoolStats } from '../pool.js';
+import { newPool, Pool, type GetOptions, type PoolOptions } from '../pool.js';
 import type { Reply } from '../resp/decode.js';
 import type { Arg } from '../resp/encode.js';
-import type { ConnSource, NodeRole, NodeStats, SourceStats } from '../source.js';
+import { sumStats, type ConnSource, type NodeRole, type NodeStats, type SourceStats } from '../source.js';
 import { checkTimeoutMs, msLeft, withinDeadline } from '../deadline.js';
 import { asString } from '../reply.js';
 import { ClusterConn, type ClusterConnHost } from './clusterconn.js';
@@ -91,12 +91,6 @@ function sleep(ms: number): Promise<void> {
 
 function emptyRefreshCounts(): RefreshCounts {
   return { start: { ok: 0, error: 0 }, moved: { ok: 0, error: 0 }, clusterdown: { ok: 0, error: 0 }, error: { ok: 0, error: 0 }, periodic: { ok: 0, error: 0 } };
-}
-
-function sumStats(all: readonly PoolStats[]): PoolStats {
-  const total: PoolStats = { activeCount: 0, idleCount: 0, inUseCount: 0, sharedCount: 0, waitCount: 0, waitDurationMs: 0, dials: 0, dialErrors: 0, sharedCommands: 0, leaseMoves: 0 };
-  for (const stats of all) for (const key of Object.keys(total) as (keyof PoolStats)[]) total[key] += stats[key];
-  return total;
 }
 
 function ignore(): void {}

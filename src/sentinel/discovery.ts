@@ -78,7 +78,8 @@ export class Sentinels {
   private async ask(query: (conn: Conn) => Promise<MasterAnswer>): Promise<string> {
     const causes: Error[] = [];
     let unknown = 0;
-    for (const addr of [...this.addrs]) {
+    const tried = [...this.addrs];
+    for (const addr of tried) {
       let conn: Conn | null = null;
       try {
         conn = await dial(addr, this.dialOptions);
@@ -97,7 +98,8 @@ export class Sentinels {
       }
     }
     if (unknown === this.addrs.length) throw new SentinelError(`redisconn: no sentinel knows a master named ${JSON.stringify(this.masterName)} (asked ${this.addrs.join(', ')})`, causes);
-    const detail = causes.map((cause) => cause.message.replace(/^redisconn: (dial )?/, '')).join('; ');
+    // A dial error names its sentinel already; any other (AUTH refused, ...) is said with its address.
+    const detail = causes.map((cause, i) => (cause.message.includes(tried[i] as string) ? cause.message : `${tried[i]}: ${cause.message}`).replace(/^redisconn: (dial )?/, '')).join('; ');
     throw new SentinelError(`redisconn: no sentinel gave the master of ${JSON.stringify(this.masterName)} (${detail})`, causes);
   }
 

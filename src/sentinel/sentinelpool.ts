@@ -16,11 +16,11 @@ import { checkTimeoutMs, msLeft } from '../deadline.js';
 import { dial, type DialOptions } from '../dial.js';
 import { PoolClosedError, RedisError, SentinelError } from '../errors.js';
 import { Lease } from '../lease.js';
-import { newPoolDialing, type GetOptions, type Pool, type PoolOptions, type PoolStats } from '../pool.js';
+import { newPoolDialing, type GetOptions, type Pool, type PoolOptions } from '../pool.js';
 import type { Reply } from '../resp/decode.js';
 import type { Arg } from '../resp/encode.js';
 import { isReadOnly, sharedRefusal } from '../commands.js';
-import type { ConnSource, NodeStats, SourceStats } from '../source.js';
+import { sumStats, type ConnSource, type NodeStats, type SourceStats } from '../source.js';
 import { Sentinels } from './discovery.js';
 
 /** Options of {@link newSentinelPool}: where the sentinels are, and the pool and dial options of the data nodes. */
@@ -51,12 +51,6 @@ export interface SentinelStats extends SourceStats {
 function roleOf(reply: Reply): string {
   const first = Array.isArray(reply) ? reply[0] : null;
   return typeof first === 'string' ? first : Buffer.isBuffer(first) ? first.toString() : '';
-}
-
-function sumStats(all: readonly PoolStats[]): PoolStats {
-  const total: PoolStats = { activeCount: 0, idleCount: 0, inUseCount: 0, sharedCount: 0, waitCount: 0, waitDurationMs: 0, dials: 0, dialErrors: 0, sharedCommands: 0, leaseMoves: 0 };
-  for (const stats of all) for (const key of Object.keys(total) as (keyof PoolStats)[]) total[key] += stats[key];
-  return total;
 }
 
 /** Dials `addr` and refuses it unless ROLE says `expected` (`master` / `slave`). */
@@ -147,9 +141,11 @@ export class SentinelPool implements ConnSource {
   }
 
   stats(): SentinelStats {
-    const nodes: NodeStats[] = [{ addr: this.currentMaster, role: 'master', stats: this.pool.stats() }];
+    // No node until the sentinels named one: an empty address is no label anyone can use.
+    const nodes: NodeStats[] = this.currentMaster === '' ? [] : [{ addr: this.currentMaster, role: 'master', stats: this.pool.stats() }];
     if (this.replicaPool !== null) nodes.push({ addr: 'replicas', role: 'replica', stats: this.replicaPool.stats() });
-    return { ...sumStats(nodes.map((node) => node.stats)), nodes, master: this.currentMaster, failovers: this.failovers };
+    const pools = [this.pool.stats(), ...(this.replicaPool === null ? [] : [this.replicaPool.stats()])];
+    return { ...sumStats(pools), nodes, master: this.currentMaster, failovers: this.failovers };
   }
 
   /** Stops watching the sentinels and closes the pools (lent connections when returned). Safe twice. */
