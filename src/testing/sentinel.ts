@@ -37,6 +37,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Conn } from '../conn.js';
 import { dial } from '../dial.js';
+import { RedisError } from '../errors.js';
 import type { Arg } from '../resp/encode.js';
 import type { Reply } from '../resp/decode.js';
 import { startRedisServer, type TestRedisServer } from './index.js';
@@ -114,7 +115,8 @@ export interface TestRedisSentinel {
    */
   waitForFailover(from: string, opts?: TestSentinelWaitOptions): Promise<TestSentinelFailover>;
   /**
-   * `SENTINEL FAILOVER <name>` on a live sentinel (no agreement needed, the
+   * Waits until the deployment is settled (see {@link waitSettled}), sends
+   * `SENTINEL FAILOVER <name>` to a live sentinel (no agreement needed, the
    * master stays up), then waits as {@link waitForFailover} does, and further
    * until the deployment is settled again: every live data node follows the
    * new master (the old one converted by the sentinels) with its link up,
@@ -263,7 +265,7 @@ function infoField(info: string, name: string): string | undefined {
 function fieldsOf(reply: Reply): Record<string, string> {
   if (!Array.isArray(reply)) throw new TypeError('redis sentinel: expected a field/value array');
   const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < reply.length; i += 2) out[replyText(reply[i])] = String(replyText(reply[i + 1]));
+  for (let i = 0; i + 1 < reply.length; i += 2) out[replyText(reply[i])] = replyText(reply[i + 1]);
   return out;
 }
 
@@ -455,7 +457,7 @@ class Deployment implements TestRedisSentinel {
     return { old };
   }
 
-  /** Every live sentinel's GET-MASTER-ADDR-BY-NAME when they all agree, else a string saying who disagrees. */
+  /** The master every live sentinel names (GET-MASTER-ADDR-BY-NAME); throws saying who disagrees when they do not agree. */
   private async agreedMaster(): Promise<string> {
     const live = this.liveSentinels();
     if (live.length === 0) throw new Error('no live sentinel');
@@ -490,6 +492,8 @@ class Deployment implements TestRedisSentinel {
 
   async failover(): Promise<TestSentinelForcedFailover> {
     const deadline = this.deadline();
+    // Sentinels refuse while a failover runs (-INPROG) or before they trust a replica (-NOGOODSLAVE).
+    await this.waitSettledBy(deadline);
     const old = await this.currentMaster();
     await this.anySentinel('SENTINEL', 'FAILOVER', this.masterName);
     const { newMaster, ms } = await this.waitForFailover(old, { timeoutMs: Math.max(1, deadline - Date.now()) });
@@ -504,7 +508,7 @@ class Deployment implements TestRedisSentinel {
       try {
         return await sentinel.call(cmd, ...args);
       } catch (err) {
-        if (err instanceof Error && err.name === 'RedisError') throw new Error(`redis sentinel: ${cmd} ${args.join(' ')}: ${err.message}`, { cause: err });
+        if (err instanceof RedisError) throw new Error(`redis sentinel: ${cmd} ${args.join(' ')}: ${err.message}`, { cause: err });
         last = err;
       }
     }
