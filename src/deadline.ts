@@ -47,11 +47,14 @@ export function msLeft(timeoutMs: number, startedAt: number): number {
  * TimeoutError saying `what` took too long) or `signal` aborts (rejects
  * with its reason). The outcome of `work` that comes later is dropped, a
  * rejection included (never unhandled). No timer when neither is given.
+ * `onGiveUp` hears the error of a deadline or signal that won (the caller
+ * may have to break a connection whose reply is now lost).
  */
-export function withinDeadline<T>(work: Promise<T>, what: string, timeoutMs?: number, signal?: AbortSignal): Promise<T> {
-  if (timeoutMs === undefined && signal === undefined) return work;
+export function withinDeadline<T>(work: Promise<T>, what: string, timeoutMs?: number, signal?: AbortSignal | null, onGiveUp?: (err: unknown) => void): Promise<T> {
+  if (timeoutMs === undefined && (signal === undefined || signal === null)) return work;
   if (signal?.aborted) {
     work.catch(() => {});
+    onGiveUp?.(signal.reason);
     return Promise.reject(signal.reason);
   }
   return new Promise<T>((resolve, reject) => {
@@ -59,8 +62,12 @@ export function withinDeadline<T>(work: Promise<T>, what: string, timeoutMs?: nu
       finish();
       reject(err);
     };
-    const onAbort = (): void => fail(signal?.reason);
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => fail(new TimeoutError(`redisconn: ${what} took longer than ${formatMs(timeoutMs)} ms`)), timeoutMs);
+    const giveUp = (err: unknown): void => {
+      fail(err);
+      onGiveUp?.(err);
+    };
+    const onAbort = (): void => giveUp(signal?.reason);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => giveUp(new TimeoutError(`redisconn: ${what} took longer than ${formatMs(timeoutMs)} ms`)), timeoutMs);
     const finish = (): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);

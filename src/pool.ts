@@ -713,5 +713,6 @@ export function newPoolDialing(connect: (options: DialOptions) => Promise<Conn>,
   });
   // Known before the first dial: a lease reports it from the start.
   pool.readTimeoutSeen = options.readTimeoutMs ?? 0;
+  pool.protocolSeen = options.protocol === 3 ? 3 : 2;
   return pool;
 }

@@ -324,7 +324,12 @@ export class Cluster implements ConnSource, ClusterConnHost {
 
   /** Runs the command per slot group and puts the replies back in key order. */
   private split(cmd: string, args: Arg[], route: Route): Promise<Reply> {
-    const groups = splitBySlot(args, route.keys);
+    let groups: ReturnType<typeof splitBySlot>;
+    try {
+      groups = splitBySlot(args, route.keys);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return Promise.all(groups.map((group) => this.run(group.slot, cmd, group.args, route.readOnly, NO_DEADLINE))).then((replies) => aggregate(route.responsePolicy, replies, groups, route.keys.length));
   }
 

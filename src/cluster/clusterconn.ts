@@ -15,7 +15,8 @@
  */
 import { ConnState, routeOf, stateChangeOf, type Route } from '../commands.js';
 import type { Conn } from '../conn.js';
-import { checkTimeoutMs } from '../deadline.js';
+import { setMaxListeners } from 'node:events';
+import { checkTimeoutMs, withinDeadline } from '../deadline.js';
 import { ConnClosedError, CrossSlotError, RedisError, TimeoutError } from '../errors.js';
 import { Fifo } from '../fifo.js';
 import type { GetOptions, Pool } from '../pool.js';
@@ -63,6 +64,10 @@ interface Pending {
   readonly hidden: boolean;
   /** Sent inside a transaction or watch: never redirected. */
   readonly bound: boolean;
+  /** Refused when routed late (sent before the map was known): its reply is this error. */
+  readonly failed?: Error;
+  /** The reply being read, started at the flush, in send order (so every lease is read in order). */
+  result?: Promise<Reply>;
 }
 
 /** The binding of WATCH/MULTI/subscriptions: the node and (once a key said) the slot. */
@@ -89,6 +94,16 @@ function held(cmd: string, value: Reply): Pending {
   return { cmd, parts: [], route: null, groups: null, held: value, hidden: false, bound: true };
 }
 
+function ignore(): void {}
+
+/** Keyless all_shards commands that answer the same on any node, so they may run on a bound node. */
+const NODE_LOCAL: ReadonlySet<string> = new Set(['PING', 'INFO']);
+
+function textOf(reply: Reply | undefined): string | null {
+  if (typeof reply === 'string') return reply;
+  return Buffer.isBuffer(reply) ? reply.toString('utf8') : null;
+}
+
 /** A connection across a cluster. Not for concurrent use (like any Conn). */
 export class ClusterConn implements Conn {
   private readonly leases = new Map<Pool, Conn>();
@@ -104,22 +119,34 @@ export class ClusterConn implements Conn {
   private readonly subscriptions = new Subscriptions();
   private closing: Promise<void> | null = null;
   private fatal: Error | null = null;
+  /** Entries owed but not yet being read (started at the next flush, in order). */
+  private unstarted: Pending[] = [];
+  /** Aborted when this connection breaks: cancels the reads in flight on exclusive connections. */
+  private readonly breaker = new AbortController();
+  /** Settles after the last call made settles: calls settle in the order they were made. */
+  private tail: Promise<void> = Promise.resolve();
   /** Receives waiting, with nothing owed and no node bound, for the next send. */
   private readonly idleReceives = new Set<() => void>();
 
   constructor(
     private readonly host: ClusterConnHost,
     private readonly getOptions?: GetOptions,
-  ) {}
+  ) {
+    setMaxListeners(0, this.breaker.signal);
+  }
 
   get protocol(): 2 | 3 {
     for (const lease of this.leases.values()) return lease.protocol;
-    return 2;
+    return this.anyPool()?.protocolSeen ?? 2;
   }
 
   get readTimeoutMs(): number {
     for (const lease of this.leases.values()) return lease.readTimeoutMs;
-    return 0;
+    return this.anyPool()?.readTimeoutSeen ?? 0;
+  }
+
+  private anyPool(): Pool | undefined {
+    return this.host.isMapped ? this.host.fanOutPools(false)[0] : undefined;
   }
 
   inFlight(): number {
@@ -161,9 +188,13 @@ export class ClusterConn implements Conn {
     if (this.fatal !== null) throw this.fatal;
     checkCommand(cmd);
     checkArgs(args);
-    // Receives waiting for something to read look again once this send is done.
+    // Receives waiting for something to read look again once this send is done (their wake-up runs after it).
     for (const wake of [...this.idleReceives]) wake();
     if (!this.host.isMapped || this.unrouted.length > 0) {
+      // What needs no map is checked now, as it would be once mapped.
+      const route = routeOf(cmd, args);
+      if (route.requestPolicy === 'multi_shard') splitBySlot(args, route.keys);
+      else if (!this.sameSlot(args, route.keys)) throw new CrossSlotError(`redisconn: the keys of ${cmd.toUpperCase()} hash to different slots; a cluster runs it only when they share one (use {hashtags})`);
       this.unrouted.push({ cmd, args });
       return;
     }
@@ -181,12 +212,24 @@ export class ClusterConn implements Conn {
     }
   }
 
-  async flush(): Promise<void> {
-    if (this.closing !== null) throw closedError();
-    if (this.unrouted.length > 0) await this.route();
+  flush(): Promise<void> {
+    if (this.closing !== null) return Promise.reject(closedError());
+    if (this.fatal !== null) return Promise.reject(this.fatal);
+    if (this.unrouted.length > 0) return this.route().then(() => this.flush());
+    return this.flushLeases().catch((err: unknown) => {
+      // Its commands may or may not run: the replies owed can no longer be matched.
+      this.breakWith(err);
+      throw err;
+    });
+  }
+
+  /** Flushes the leases sent to and starts reading what they owe, in send order. */
+  private flushLeases(): Promise<void> {
     const leases = [...this.unflushed];
     this.unflushed.clear();
-    await Promise.all(leases.map((lease) => lease.flush())).catch((err: unknown) => {
+    const flushed = Promise.all(leases.map((lease) => lease.flush()));
+    this.startReads();
+    return flushed.then(ignore, (err: unknown) => {
       if (!(err instanceof RedisError)) void this.host.refreshNow();
       throw err;
     });
@@ -215,6 +258,7 @@ export class ClusterConn implements Conn {
     if (this.closing === null) {
       for (const wake of [...this.idleReceives]) wake();
       this.pending.drain();
+      this.unstarted = [];
       this.heldBack = [];
       this.unrouted = [];
       this.closing = Promise.all([...this.leases.values()].map((lease) => lease.close())).then(() => undefined);
@@ -233,7 +277,18 @@ export class ClusterConn implements Conn {
     await this.host.whenMapped();
     const sends = this.unrouted;
     this.unrouted = [];
-    for (const { cmd, args } of sends) this.send(cmd, ...args);
+    for (const { cmd, args } of sends) {
+      try {
+        this.send(cmd, ...args);
+      } catch (err) {
+        this.owe({ cmd, parts: [], route: null, groups: null, held: undefined, hidden: false, bound: true, failed: err instanceof Error ? err : new Error(String(err)) });
+      }
+    }
+  }
+
+  private owe(entry: Pending): void {
+    this.pending.push(entry);
+    this.unstarted.push(entry);
   }
 
   private lease(pool: Pool): Conn {
@@ -263,30 +318,34 @@ export class ClusterConn implements Conn {
 
   private sendRouted(cmd: string, args: Arg[], startsMulti: boolean): void {
     const route = routeOf(cmd, args);
+    const policy = route.requestPolicy;
+    const fansOut = (policy === 'all_shards' || policy === 'all_nodes') && route.keys.length === 0 && !NODE_LOCAL.has(cmd.toUpperCase());
+    if (fansOut && this.state & ConnState.Multi) {
+      throw new CrossSlotError(`redisconn: ${cmd.toUpperCase()} runs on every master, but inside MULTI this connection runs on one node`);
+    }
     if (this.binding === null && (this.state & ConnState.Multi || startsMulti)) {
       this.holdOrBind(cmd, args, route, startsMulti);
       return;
     }
-    if (this.binding !== null || this.state & ConnState.Watch || stateChangeOf(cmd, args)?.set) {
+    if (!fansOut && (this.binding !== null || this.state & ConnState.Watch || stateChangeOf(cmd, args)?.set)) {
       const slot = this.slotOfKeys(cmd, args, route);
       const binding = this.bind(slot);
-      this.pending.push({ cmd, parts: [this.part(binding.pool, slot, cmd, args)], route: null, groups: null, held: undefined, hidden: false, bound: true });
+      this.owe({ cmd, parts: [this.part(binding.pool, slot, cmd, args)], route: null, groups: null, held: undefined, hidden: false, bound: true });
       return;
     }
-    const policy = route.requestPolicy;
     if (policy === 'all_shards' || policy === 'all_nodes') {
       const parts = this.host.fanOutPools(policy === 'all_nodes').map((pool) => this.part(pool, -1, cmd, args));
-      this.pending.push({ cmd, parts, route, groups: null, held: undefined, hidden: false, bound: false });
+      this.owe({ cmd, parts, route, groups: null, held: undefined, hidden: false, bound: false });
       return;
     }
     if (policy === 'multi_shard' && !this.sameSlot(args, route.keys)) {
       const groups = splitBySlot(args, route.keys);
       const parts = groups.map((group) => this.part(this.host.poolFor(group.slot, route.readOnly), group.slot, cmd, group.args));
-      this.pending.push({ cmd, parts, route, groups, held: undefined, hidden: false, bound: false });
+      this.owe({ cmd, parts, route, groups, held: undefined, hidden: false, bound: false });
       return;
     }
     const slot = this.slotOfKeys(cmd, args, route);
-    this.pending.push({ cmd, parts: [this.part(this.host.poolFor(slot, route.readOnly), slot, cmd, args)], route, groups: null, held: undefined, hidden: false, bound: false });
+    this.owe({ cmd, parts: [this.part(this.host.poolFor(slot, route.readOnly), slot, cmd, args)], route, groups: null, held: undefined, hidden: false, bound: false });
   }
 
   private part(pool: Pool, slot: number, cmd: string, args: Arg[]): Part {
@@ -299,21 +358,21 @@ export class ClusterConn implements Conn {
     if (route.keys.length === 0 && upper !== 'EXEC') {
       if (upper === 'DISCARD') {
         this.heldBack = [];
-        this.pending.push(held(cmd, 'OK'));
+        this.owe(held(cmd, 'OK'));
         return;
       }
       this.heldBack.push({ cmd, args });
-      this.pending.push(held(cmd, startsMulti ? 'OK' : 'QUEUED'));
+      this.owe(held(cmd, startsMulti ? 'OK' : 'QUEUED'));
       return;
     }
     const slot = route.keys.length === 0 ? -1 : this.slotOfKeys(cmd, args, route);
     const binding = this.bind(slot);
     for (const earlier of this.heldBack) {
       const lease = this.sendOn(binding.pool, earlier.cmd, earlier.args);
-      this.pending.push({ cmd: earlier.cmd, parts: [{ lease, pool: binding.pool, slot, args: earlier.args }], route: null, groups: null, held: undefined, hidden: true, bound: true });
+      this.owe({ cmd: earlier.cmd, parts: [{ lease, pool: binding.pool, slot, args: earlier.args }], route: null, groups: null, held: undefined, hidden: true, bound: true });
     }
     this.heldBack = [];
-    this.pending.push({ cmd, parts: [this.part(binding.pool, slot, cmd, args)], route: null, groups: null, held: undefined, hidden: false, bound: true });
+    this.owe({ cmd, parts: [this.part(binding.pool, slot, cmd, args)], route: null, groups: null, held: undefined, hidden: false, bound: true });
   }
 
   /** The slot of the command's keys (-1 when keyless); CrossSlotError when they span slots or leave the bound one. */
@@ -352,65 +411,130 @@ export class ClusterConn implements Conn {
 
   // ---- receiving ------------------------------------------------------
 
-  private async call(cmd: string, args: Arg[], deadline: number, signal: AbortSignal | null): Promise<Reply> {
-    if (!this.host.isMapped) await this.host.whenMapped();
-    if (this.unrouted.length > 0) await this.route();
-    if (cmd === '') return this.drainAll(deadline, signal);
-    this.send(cmd, ...args);
-    const subscribed = (this.state & SUBSCRIBED) !== 0;
-    await this.flush();
+  private call(cmd: string, args: Arg[], deadline: number, signal: AbortSignal | null): Promise<Reply> {
+    if (this.closing !== null) return Promise.reject(closedError());
+    if (this.fatal !== null) return Promise.reject(this.fatal);
+    if (!this.host.isMapped || this.unrouted.length > 0) {
+      const mapped = this.host.whenMapped().then(() => (this.unrouted.length > 0 ? this.route() : undefined));
+      return this.bounded(mapped, deadline, signal).then(() => this.call(cmd, args, deadline, signal));
+    }
+    try {
+      if (cmd !== '') this.send(cmd, ...args);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const subscribed = cmd !== '' && (this.state & SUBSCRIBED) !== 0;
+    const flushed = this.flush();
+    flushed.catch(ignore);
+    // Claimed now, in call order: a later call cannot take these replies.
+    const mine = this.pending.drain();
+    return this.inOrder(this.collect(mine, cmd === '', subscribed, flushed, deadline, signal));
+  }
+
+  /** The replies of `entries`: as an array (do('')), or the last one / the first error reply (do). */
+  private async collect(entries: Pending[], all: boolean, subscribed: boolean, flushed: Promise<void>, deadline: number, signal: AbortSignal | null): Promise<Reply> {
+    await this.bounded(flushed, deadline, signal);
+    const replies: Reply[] = [];
     let last: Reply = null;
     let first: unknown = null;
-    // Subscribed: the command's confirmation is a push for receive(); the
-    // replies owed before it are read here.
-    while (this.pending.length > 0) {
+    for (const entry of entries) {
       try {
-        last = await this.next(deadline, signal);
+        const reply = await this.bounded(this.started(entry), deadline, signal);
+        if (entry.hidden) continue;
+        last = reply;
+        if (all) replies.push(reply);
       } catch (err) {
-        if (!(err instanceof RedisError)) throw err;
-        first ??= err;
+        if (!(err instanceof RedisError) && entry.failed === undefined) throw err;
+        if (entry.hidden) continue;
+        if (all) replies.push(err as Reply);
+        else first ??= err;
       }
     }
-    if (subscribed && this.pending.length === 0 && cmd !== '') last = await this.next(deadline, signal);
+    // Subscribed: the command's confirmation is a push for receive(); the replies owed before it were read above.
+    if (subscribed) last = await this.nextPush(deadline, signal);
+    if (all) return replies;
     if (first !== null) throw first;
     return last;
   }
 
-  private async drainAll(deadline: number, signal: AbortSignal | null): Promise<Reply> {
-    await this.flush();
-    const replies: Reply[] = [];
-    while (this.pending.length > 0) {
-      try {
-        replies.push(await this.next(deadline, signal));
-      } catch (err) {
-        if (!(err instanceof RedisError)) throw err;
-        replies.push(err);
-      }
+  /** The next reply in send order (hidden replies read and dropped); with none owed, the bound node's next push. */
+  private next(deadline: number, signal: AbortSignal | null): Promise<Reply> {
+    if (this.closing !== null) return Promise.reject(closedError());
+    if (this.fatal !== null) return Promise.reject(this.fatal);
+    if (this.unrouted.length > 0) return this.flush().then(() => this.next(deadline, signal));
+    const hidden: Promise<Reply>[] = [];
+    let entry = this.pending.shift();
+    while (entry?.hidden) {
+      hidden.push(this.started(entry));
+      entry = this.pending.shift();
     }
-    return replies;
+    if (entry === undefined) {
+      if (this.state & SUBSCRIBED) return this.nextPush(deadline, signal);
+      if (this.binding !== null) return this.bounded(this.readFrom(this.lease(this.binding.pool)), deadline, signal);
+      // Nothing owed and no node yet: wait for the next send (or close) instead of binding to a random master.
+      return this.nextSend(deadline, signal).then(() => this.next(deadline, signal));
+    }
+    const result = this.started(entry);
+    const reply = hidden.length === 0 ? result : Promise.allSettled(hidden).then(() => result);
+    return this.inOrder(this.bounded(reply, deadline, signal));
   }
 
-  /** The next reply in send order (hidden replies read and dropped); with none owed, the bound node's next push. */
-  private async next(deadline: number, signal: AbortSignal | null): Promise<Reply> {
-    for (;;) {
-      if (this.closing !== null) throw closedError();
-      if (this.fatal !== null) throw this.fatal;
-      if (this.unrouted.length > 0) await this.flush();
-      const entry = this.pending.shift();
-      if (entry === undefined) {
-        if (this.state & SUBSCRIBED) return this.nextPush(deadline, signal);
-        if (this.binding !== null) return this.readFrom(this.lease(this.binding.pool), deadline, signal);
-        // Nothing owed and no node yet: wait for the next send (a subscription says which node) rather than bind to any.
-        await this.nextSend(deadline, signal);
-        continue;
-      }
-      if (entry.held !== undefined) return entry.held;
-      if (entry.hidden) {
-        await this.readFrom(entry.parts[0]?.lease as Conn, deadline, signal).catch((err: unknown) => this.keepIfReply(err));
-        continue;
-      }
-      return this.answer(entry, deadline, signal);
+  /** The reply of `entry`, its reads started now if the flush has not started them (sent, not flushed). */
+  private started(entry: Pending): Promise<Reply> {
+    if (entry.result === undefined) this.startReads();
+    return entry.result as Promise<Reply>;
+  }
+
+  /** Starts reading the reply of every entry sent so far, in send order. */
+  private startReads(): void {
+    const entries = this.unstarted;
+    this.unstarted = [];
+    for (const entry of entries) {
+      let result: Promise<Reply>;
+      if (entry.failed !== undefined) result = Promise.reject(entry.failed);
+      else if (entry.held !== undefined) result = Promise.resolve(entry.held);
+      else if (entry.hidden) result = this.readFrom(entry.parts[0]?.lease as Conn).then(() => null, (err: unknown) => this.keepIfReply(err));
+      else result = this.answer(entry);
+      result.catch(ignore);
+      entry.result = result;
     }
+  }
+
+  /** Settles like `work`, but not before the calls made before it. */
+  private inOrder(work: Promise<Reply>): Promise<Reply> {
+    const before = this.tail;
+    const done = work.then(
+      (reply) => before.then(() => reply),
+      (err: unknown) => before.then(() => Promise.reject(err)),
+    );
+    this.tail = done.then(ignore, ignore);
+    return done;
+  }
+
+  /** `work` within the call's deadline and signal; passing either breaks the connection (its replies would be lost). */
+  private bounded<T>(work: Promise<T>, deadline: number, signal: AbortSignal | null): Promise<T> {
+    if (deadline === NO_DEADLINE && signal === null) return work;
+    const timeoutMs = deadline === NO_DEADLINE ? undefined : Math.max(1, Math.floor(deadline - performance.now()));
+    return withinDeadline(work, 'the reply', timeoutMs, signal, this.breakOnGiveUp);
+  }
+
+  /** Bound once, so a bounded call makes no closure for it. */
+  private readonly breakOnGiveUp = (err: unknown): void => this.breakWith(err);
+
+  /** Breaks this connection once: later calls fail with `err`; reads in flight on exclusive connections are cancelled. */
+  private breakWith(err: unknown): void {
+    this.fatal ??= err instanceof Error ? err : new ConnClosedError(String(err));
+    if (!this.breaker.signal.aborted) this.breaker.abort(this.fatal);
+  }
+
+  /** In subscribed mode: an unsubscribe confirmation saying no subscription is left ends the mode (and the binding). */
+  private noteConfirmation(reply: Reply): void {
+    if (!Array.isArray(reply) || reply.length !== 3 || reply[2] !== 0) return;
+    const kind = textOf(reply[0]);
+    if (kind === 'unsubscribe' || kind === 'punsubscribe') this.state &= ~ConnState.Subscribe;
+    else if (kind === 'sunsubscribe') this.state &= ~ConnState.ShardSubscribe;
+    else return;
+    if ((this.state & STATEFUL) === 0) this.binding = null;
   }
 
   /**
@@ -427,11 +551,11 @@ export class ClusterConn implements Conn {
       const lease = this.lease((this.binding ?? this.bind(-1)).pool);
       let reply: Reply;
       try {
-        reply = await (signal !== null ? lease.receiveWithSignal(signal) : deadline === NO_DEADLINE ? lease.receive() : lease.receiveWithTimeout(Math.max(1, Math.floor(deadline - performance.now()))));
+        reply = await this.bounded(lease.receiveWithSignal(this.breaker.signal), deadline, signal);
       } catch (err) {
         if (err instanceof RedisError) throw err;
-        if (this.closing !== null || signal?.aborted || !this.subscriptions.any || ++failures > RESUBSCRIBE_TRIES) {
-          this.fatal ??= err instanceof Error ? err : new ConnClosedError(String(err));
+        if (this.closing !== null || this.fatal !== null || !this.subscriptions.any || ++failures > RESUBSCRIBE_TRIES) {
+          this.breakWith(err);
           throw err;
         }
         await sleep(backoffMs(failures + 3));
@@ -443,6 +567,7 @@ export class ClusterConn implements Conn {
         await this.resubscribe();
         continue;
       }
+      this.noteConfirmation(reply);
       return reply;
     }
   }
@@ -461,13 +586,13 @@ export class ClusterConn implements Conn {
     try {
       const binding = this.bind(this.subscriptions.shardSlot());
       for (const [cmd, args] of this.subscriptions.replay()) this.sendOn(binding.pool, cmd, args);
-      await this.flush();
+      await this.flushLeases();
     } catch {
       // No node for it yet (or the write failed): the next read fails and tries again.
     }
   }
 
-  /** Resolves at the next send or close; rejects with TimeoutError at `deadline`, with the reason when `signal` aborts (either breaks the connection, as any abandoned read does). */
+  /** Resolves at the next send or close; rejects with TimeoutError at `deadline`, with the reason when `signal` aborts. */
   private nextSend(deadline: number, signal: AbortSignal | null): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -476,6 +601,7 @@ export class ClusterConn implements Conn {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         if (err === undefined) return resolve();
+        // As any abandoned read does, giving up breaks the connection.
         this.fatal ??= err instanceof Error ? err : new ConnClosedError(String(err));
         reject(err);
       };
@@ -493,35 +619,35 @@ export class ClusterConn implements Conn {
     throw err;
   }
 
-  private async answer(entry: Pending, deadline: number, signal: AbortSignal | null): Promise<Reply> {
-    const replies: Reply[] = [];
-    let first: unknown = null;
-    for (const part of entry.parts) {
-      try {
-        replies.push(await this.partReply(entry, part, deadline, signal));
-      } catch (err) {
-        first ??= err;
-      }
+  /** The reply of a (possibly split or fanned-out) command: every part's read is made now, in order. */
+  private async answer(entry: Pending): Promise<Reply> {
+    const outcomes = await Promise.allSettled(entry.parts.map((part) => this.partReply(entry, part)));
+    if (entry.route?.responsePolicy === 'one_succeeded') {
+      for (const outcome of outcomes) if (outcome.status === 'fulfilled') return outcome.value;
     }
-    if (first !== null) throw first;
+    const replies: Reply[] = [];
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected') throw outcome.reason;
+      replies.push(outcome.value);
+    }
     if (entry.route === null || entry.parts.length === 1) return replies[0] ?? null;
     return aggregate(entry.route.responsePolicy, replies, entry.groups, entry.route.keys.length);
   }
 
-  private async partReply(entry: Pending, part: Part, deadline: number, signal: AbortSignal | null): Promise<Reply> {
+  private async partReply(entry: Pending, part: Part): Promise<Reply> {
     try {
-      return await this.readFrom(part.lease, deadline, signal);
+      return await this.readFrom(part.lease);
     } catch (err) {
       if (!(err instanceof RedisError) || entry.bound || entry.route === null) throw err;
-      return this.host.follow(err, part.pool, part.slot, entry.cmd, part.args, entry.route.readOnly, deadline);
+      return this.host.follow(err, part.pool, part.slot, entry.cmd, part.args, entry.route.readOnly, NO_DEADLINE);
     }
   }
 
-  private readFrom(lease: Conn, deadline: number, signal: AbortSignal | null): Promise<Reply> {
-    const read = signal !== null ? lease.receiveWithSignal(signal) : deadline === NO_DEADLINE ? lease.receive() : lease.receiveWithTimeout(Math.max(1, Math.floor(deadline - performance.now())));
-    return read.catch((err: unknown) => {
+  /** The next reply of `lease`; a failure other than an error reply breaks this connection. */
+  private readFrom(lease: Conn): Promise<Reply> {
+    return lease.receiveWithSignal(this.breaker.signal).catch((err: unknown) => {
       if (!(err instanceof RedisError)) {
-        this.fatal ??= err instanceof Error ? err : new ConnClosedError(String(err));
+        this.breakWith(err);
         // The node may be gone (failed over, removed): read the map again, as Cluster.do does.
         void this.host.refreshNow();
       }

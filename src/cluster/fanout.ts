@@ -32,6 +32,12 @@ export function keyArg(arg: Arg | undefined): string | Uint8Array {
  */
 export function splitBySlot(args: readonly Arg[], keys: readonly number[]): SlotGroup[] {
   const first = keys[0] ?? 0;
+  // Each key takes the same number of arguments (MSET: a value): a key short of them would fail
+  // on its node alone while the others ran, so the whole command is refused here.
+  if (keys.length > 1) {
+    const step = (keys[1] as number) - first;
+    if (args.length - (keys[keys.length - 1] as number) !== step) throw new TypeError(`redisconn: wrong number of arguments: each key takes ${step - 1} argument(s) after it`);
+  }
   const prefix = args.slice(0, first);
   const bySlot = new Map<number, SlotGroup>();
   for (let i = 0; i < keys.length; i++) {
