@@ -3,6 +3,7 @@
  * finding the master, following it across failovers under load, the
  * sentinels it survives losing, and the errors when it cannot.
  */
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnClosedError, dial, newSentinelPool, RedisError, SentinelError, TimeoutError, type SentinelPool } from '../src/index.js';
 import { startRedisSentinel, type TestRedisSentinel } from '../src/testing/index.js';
@@ -92,6 +93,68 @@ describe('newSentinelPool', () => {
       await source.close();
     }
   });
+});
+
+/**
+ * A sentinel that lies: it names `addr` as the master whatever it is asked.
+ * A real sentinel cannot be made to; this is the protocol edge case the ROLE
+ * check exists for.
+ */
+async function lyingSentinel(addr: string): Promise<{ addr: string; close(): Promise<void> }> {
+  const [host, port] = addr.split(':') as [string, string];
+  const answer = `*2\r\n$${host.length}\r\n${host}\r\n$${port.length}\r\n${port}\r\n`;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('data', () => socket.write(answer));
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    addr: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('trust', () => {
+  it('catches a sentinel that names a replica (ROLE check), and asks the others', async () => {
+    const replica = deployment.replicas().find((node) => node.addr !== undefined) as { addr: string };
+    expect(await roleOf(replica.addr)).toBe('slave');
+    const liar = await lyingSentinel(replica.addr);
+    const alone = newSentinelPool({ sentinels: [liar.addr], masterName: deployment.masterName, connectTimeoutMs: 500 });
+    const withHonest = newSentinelPool({ sentinels: [liar.addr, ...deployment.sentinels], masterName: deployment.masterName, connectTimeoutMs: 500 });
+    try {
+      const err = await rejection(alone.do('SET', 'sentinel:lie', '1'));
+      expect(err).toBeInstanceOf(SentinelError);
+      expect(String(err)).toMatch(/says ROLE slave, not master/);
+      expect(await withHonest.do('SET', 'sentinel:lie', '1')).toBe('OK');
+      expect(withHonest.master).toBe(await deployment.currentMaster());
+    } finally {
+      await Promise.all([alone.close(), withHonest.close()]);
+      await liar.close();
+    }
+  });
+
+  it('authenticates to password-protected sentinels and data nodes', async () => {
+    const secured = await startRedisSentinel({ replicas: 0, sentinels: 1, password: 'data pass', sentinelPassword: 'sentinel-pass' });
+    try {
+      const refused = newSentinelPool({ sentinels: secured.sentinels, masterName: secured.masterName, connectTimeoutMs: 500 });
+      expect(await rejection(refused.do('PING'))).toBeInstanceOf(SentinelError);
+      await refused.close();
+      const source = newSentinelPool({ sentinels: secured.sentinels, masterName: secured.masterName, sentinelPassword: 'sentinel-pass', password: 'data pass', connectTimeoutMs: 500 });
+      try {
+        expect(await source.do('SET', 'sentinel:auth', '1')).toBe('OK');
+      } finally {
+        await source.close();
+      }
+    } finally {
+      await secured.stop();
+    }
+  }, 30_000);
 });
 
 describe('failover', () => {

@@ -103,6 +103,11 @@ export class Sentinels {
     throw new SentinelError(`redisconn: no sentinel gave the master of ${JSON.stringify(this.masterName)} (${detail})`, causes);
   }
 
+  /** The sentinel that answered last named a node that is not the master: ask it last from now on. */
+  distrust(): void {
+    if (this.addrs.length > 1) this.addrs.push(this.addrs.shift() as string);
+  }
+
   private prefer(addr: string): void {
     const at = this.addrs.indexOf(addr);
     if (at > 0) this.addrs.unshift(...this.addrs.splice(at, 1));

@@ -76,6 +76,8 @@ export class SentinelPool implements ConnSource {
   private readonly pool: Pool;
   private readonly replicaPool: Pool | null;
   private currentMaster = '';
+  /** The last master a connection passed the ROLE check on: only leaving it is a failover. */
+  private verifiedMaster = '';
   private discovering: Promise<string> | null = null;
   private failovers = 0;
   private replicaTurn = 0;
@@ -186,13 +188,19 @@ export class SentinelPool implements ConnSource {
   private async dialMaster(options: DialOptions): Promise<Conn> {
     this.watch();
     const known = this.currentMaster || (await this.discover());
+    let addr = known;
+    let conn: Conn;
     try {
-      return await dialRole(known, options, 'master', this.sentinels.masterName);
+      conn = await dialRole(addr, options, 'master', this.sentinels.masterName);
     } catch (err) {
-      const fresh = await this.discover();
-      if (fresh === known) throw err;
-      return dialRole(fresh, options, 'master', this.sentinels.masterName);
+      // A node that is not the master: the sentinel that named it lies or lags; ask the others first.
+      if (err instanceof SentinelError) this.sentinels.distrust();
+      addr = await this.discover();
+      if (addr === known) throw err;
+      conn = await dialRole(addr, options, 'master', this.sentinels.masterName);
     }
+    this.verifiedMaster = addr;
+    return conn;
   }
 
   /** Dials the next healthy replica the sentinels list. */
@@ -229,11 +237,16 @@ export class SentinelPool implements ConnSource {
     }, ignore);
   }
 
+  /**
+   * Uses `addr` as the master from now on. Leaving a master that served (a
+   * connection passed its ROLE check) is a failover: counted, and the pool
+   * purged; leaving one never verified (a lying sentinel's pick) is not.
+   */
   private switchTo(addr: string): void {
     if (addr === this.currentMaster || this.closed) return;
-    const first = this.currentMaster === '';
+    const served = this.currentMaster !== '' && this.currentMaster === this.verifiedMaster;
     this.currentMaster = addr;
-    if (first) return;
+    if (!served) return;
     this.failovers++;
     this.pool.purge();
     this.replicaPool?.purge();
