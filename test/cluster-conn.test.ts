@@ -6,9 +6,6 @@
  * binding, subscriptions, scripts, keyless commands, RESP3, decodeStrings,
  * bad arguments, the lease before the topology is known, and many conns at
  * once. Faults (failover, kill, reshard) live in cluster-faults.test.ts.
- *
- * Tests marked "BUG" fail against the current src/ and pass once the fix
- * named in the comment is applied.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConnClosedError, CrossSlotError, dial, newCluster, PubSubConn, RedisError, Script, slotOf, TimeoutError, type Cluster, type Conn, type PubSubMessage, type Reply } from '../src/index.js';
@@ -267,7 +264,7 @@ describe('ClusterConn: pipelines across nodes', () => {
     expect(plain(await conn.do('MGET', a, b, c))).toEqual(['1', null, null]);
   });
 
-  it('BUG: MSET with a key missing its value is refused whole, as one server refuses it (no partial write)', async () => {
+  it('MSET with a key missing its value is refused whole, as one server refuses it (no partial write)', async () => {
     const [a, b] = keysOnEachMaster('odd');
     const outcome = await settle(conn.do('MSET', a, '1', b));
     expect(outcome.ok).toBe(false);
@@ -316,7 +313,7 @@ describe('ClusterConn: the order of calls', () => {
     expect(done).toEqual(Array.from({ length: 200 }, (_, i) => Math.floor(i / 3) + 1));
   });
 
-  it('BUG: concurrent do() calls after a send() each resolve their own reply', async () => {
+  it('concurrent do() calls after a send() each resolve their own reply', async () => {
     const [a, b] = keysOnEachMaster('swap');
     await conn.do('SET', a, 'va');
     await conn.do('SET', b, 'vb');
@@ -325,7 +322,7 @@ describe('ClusterConn: the order of calls', () => {
     expect(plain([first, second])).toEqual(['va', 'vb']);
   });
 
-  it('BUG: a split MGET and a concurrent GET on one of its nodes each get their own reply', async () => {
+  it('a split MGET and a concurrent GET on one of its nodes each get their own reply', async () => {
     const [a, b, c] = keysOnEachMaster('splitconc');
     await conn.do('MSET', a, '1', b, '2', c, '3');
     const [all, one] = await Promise.all([conn.do('MGET', a, b, c), conn.do('GET', b)]);
@@ -333,7 +330,7 @@ describe('ClusterConn: the order of calls', () => {
     expect(plain(one)).toBe('2');
   });
 
-  it("BUG: calls settle in the order they were made: receive, do, do, do('')", async () => {
+  it("calls settle in the order they were made: receive, do, do, do('')", async () => {
     const [a, b, c] = keysOnEachMaster('order');
     conn.send('INCR', a);
     await conn.flush();
@@ -377,7 +374,7 @@ describe('ClusterConn: the order of calls', () => {
     await expectClean(client);
   });
 
-  it('BUG: readTimeoutMs and protocol are right from the start, before any command', async () => {
+  it('readTimeoutMs and protocol are right from the start, before any command', async () => {
     // newCluster → newPool: read timeout 5 s, known before the first dial (as pool.lease() reports it).
     const seen: Record<string, number> = { fresh: conn.readTimeoutMs, lease: client.lease().readTimeoutMs };
     await conn.do('GET', 'rt:k');
@@ -420,7 +417,7 @@ describe('ClusterConn: deadlines and signals', () => {
     await expectClean(client);
   });
 
-  it("BUG: once broken by a deadline, every later call fails at once with err(): do, do(''), flush, receive, send", async () => {
+  it("once broken by a deadline, every later call fails at once with err(): do, do(''), flush, receive, send", async () => {
     const q = keyOn(masters[0] as string, 'empty');
     await rejection(conn.doWithTimeout(100, 'BLPOP', q, 0));
     const fatal = conn.err();
@@ -440,7 +437,7 @@ describe('ClusterConn: deadlines and signals', () => {
     expect(outcomes).toEqual({ do: 'fatal', "do('')": 'fatal', flush: 'fatal', receive: 'fatal', doWithTimeout: 'fatal', send: 'fatal' });
   });
 
-  it('BUG: doWithTimeout bounds a stateless command too (its node paused with CLIENT PAUSE)', async () => {
+  it('doWithTimeout bounds a stateless command too (its node paused with CLIENT PAUSE)', async () => {
     const [a] = keysOnEachMaster('paused');
     expect(await conn.do('GET', a)).toBeNull();
     await pauseNode(masters[0] as string, 500);
@@ -456,7 +453,7 @@ describe('ClusterConn: deadlines and signals', () => {
     }
   });
 
-  it('BUG: receiveWithTimeout bounds a reply owed on the shared path too (its node paused)', async () => {
+  it('receiveWithTimeout bounds a reply owed on the shared path too (its node paused)', async () => {
     const [a] = keysOnEachMaster('rpaused');
     expect(await conn.do('GET', a)).toBeNull();
     await pauseNode(masters[0] as string, 500);
@@ -472,7 +469,7 @@ describe('ClusterConn: deadlines and signals', () => {
     }
   });
 
-  it('BUG: a do() that could not get its node connection (PoolExhaustedError) does not run later, behind the caller', async () => {
+  it('a do() that could not get its node connection (PoolExhaustedError) does not run later, behind the caller', async () => {
     const small = newCluster([seed], { clientName: NAME, maxActive: 1, wait: false, resetTimeoutMs: 300, readTimeoutMs: 1_000 });
     const holder = await small.get();
     const other = await small.get();
@@ -526,7 +523,7 @@ describe('ClusterConn: deadlines and signals', () => {
     await expectClean(client);
   });
 
-  it('BUG: doWithSignal cancels a stateless command in flight too (its node paused)', async () => {
+  it('doWithSignal cancels a stateless command in flight too (its node paused)', async () => {
     const [a] = keysOnEachMaster('sigpause');
     expect(await conn.do('GET', a)).toBeNull();
     await pauseNode(masters[0] as string, 500);
@@ -543,7 +540,7 @@ describe('ClusterConn: deadlines and signals', () => {
     }
   });
 
-  it('BUG: doWithTimeout bounds the wait for a node connection too (maxActive 1, the only one lent)', async () => {
+  it('doWithTimeout bounds the wait for a node connection too (maxActive 1, the only one lent)', async () => {
     const small = newCluster([seed], { clientName: NAME, maxActive: 1, resetTimeoutMs: 300 });
     const holder = await small.get();
     const other = await small.get();
@@ -599,7 +596,7 @@ describe('ClusterConn: close()', () => {
     expect(node?.stats.idleCount).toBe(1);
   });
 
-  it('BUG: a do() in flight when close() is called never resolves another reply (here: null for a GET of a set key)', async () => {
+  it('a do() in flight when close() is called never resolves another reply (here: null for a GET of a set key)', async () => {
     const conn = await client.get();
     const [a, b] = keysOnEachMaster('race');
     await conn.do('SET', a, 'v');
@@ -613,7 +610,7 @@ describe('ClusterConn: close()', () => {
     else expect(outcome.error).toBeInstanceOf(ConnClosedError);
   });
 
-  it('BUG: a BLPOP in flight when close() is called does not lose the element it popped', async () => {
+  it('a BLPOP in flight when close() is called does not lose the element it popped', async () => {
     const conn = await client.get();
     const q = keyOn(masters[2] as string, 'lost');
     const popped = settle(conn.do('BLPOP', q, 2));
@@ -731,7 +728,7 @@ describe('ClusterConn: MULTI and WATCH', () => {
     expect(plain(await conn.do('MGET', a, b))).toEqual([null, '1']);
   });
 
-  it('BUG: WATCH binds keyed commands, but DBSIZE (all_shards) while watching still counts every master (or is refused)', async () => {
+  it('WATCH binds keyed commands, but DBSIZE (all_shards) while watching still counts every master (or is refused)', async () => {
     const names = spread('dbsize', 30);
     await client.do('MSET', ...names.flatMap((key) => [key, 'x']));
     expect(await conn.do('DBSIZE')).toBe(30);
@@ -743,7 +740,7 @@ describe('ClusterConn: MULTI and WATCH', () => {
     await conn.do('UNWATCH');
   });
 
-  it('BUG: FLUSHALL (all_shards) queued in MULTI runs on every master (or is refused), never on one node only', async () => {
+  it('FLUSHALL (all_shards) queued in MULTI runs on every master (or is refused), never on one node only', async () => {
     const names = spread('flush', 30);
     await client.do('MSET', ...names.flatMap((key) => [key, 'x']));
     expect(await conn.do('MULTI')).toBe('OK');
@@ -796,7 +793,7 @@ describe('ClusterConn: subscriptions', () => {
     await expectClean(client);
   });
 
-  it('BUG: after unsubscribing from everything the conn is a plain conn again: keys of every master, pipelines', async () => {
+  it('after unsubscribing from everything the conn is a plain conn again: keys of every master, pipelines', async () => {
     conn.send('SUBSCRIBE', 'gone');
     await conn.flush();
     expect(plain(await conn.receive())).toEqual(['subscribe', 'gone', 1]);
@@ -815,7 +812,7 @@ describe('ClusterConn: subscriptions', () => {
     expect(plain(await conn.do(''))).toEqual(['v', 'v']);
   });
 
-  it('BUG: receiveWithTimeout while subscribed and quiet rejects TimeoutError near the deadline (no re-subscribing for seconds)', async () => {
+  it('receiveWithTimeout while subscribed and quiet rejects TimeoutError near the deadline (no re-subscribing for seconds)', async () => {
     conn.send('SUBSCRIBE', 'quiet');
     await conn.flush();
     expect(plain(await conn.receive())).toEqual(['subscribe', 'quiet', 1]);
@@ -918,7 +915,7 @@ describe('ClusterConn: scripts and keyless commands', () => {
     }
   });
 
-  it('BUG: SCRIPT KILL (one_succeeded) succeeds when one master kills a script, as Cluster.do does', async () => {
+  it('SCRIPT KILL (one_succeeded) succeeds when one master kills a script, as Cluster.do does', async () => {
     const victim = masters[2] as string;
     const k = keyOn(victim, 'busy');
     await adminOf(victim).do('CONFIG', 'SET', 'busy-reply-threshold', '100');
@@ -1049,7 +1046,7 @@ describe('ClusterConn: cluster.lease()', () => {
     }
   });
 
-  it('BUG: before the topology is known, a cross-slot send still throws CrossSlotError at once and loses no other send', async () => {
+  it('before the topology is known, a cross-slot send still throws CrossSlotError at once and loses no other send', async () => {
     const fresh = newCluster([seed], { clientName: NAME });
     try {
       const lease = fresh.lease();

@@ -19,7 +19,6 @@
  *   writable delay): that, not gossip, bounds formation time.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Conn } from '../conn.js';
@@ -27,6 +26,7 @@ import { dial } from '../dial.js';
 import type { Arg } from '../resp/encode.js';
 import type { Reply } from '../resp/decode.js';
 import { startRedisServer, type TestRedisServer } from './index.js';
+import { errorText, portFree, waitUntil } from './poll.js';
 
 /** Options of {@link startRedisCluster}. */
 export interface StartRedisClusterOptions {
@@ -144,52 +144,12 @@ const PORT_MIN = 15_000;
 const PORT_MAX = 32_767 - BUS_PORT_OFFSET;
 const NODE_TIMEOUT_MS = 2_000;
 const START_ATTEMPTS = 5;
-const POLL_MS = 25;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 const DEFAULT_OPERATION_TIMEOUT_MS = 15_000;
 
 /** Ports taken by clusters of this process, so two starting at once never pick the same pair. */
 const reservedPorts = new Set<number>();
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * Polls `check` until it returns true; throws `redis cluster: <what> not
- * reached within N ms` (with the last error or detail) at `deadline`.
- */
-async function waitUntil(what: string, deadline: number, check: () => Promise<boolean | string>): Promise<void> {
-  const started = Date.now();
-  let last = '';
-  for (;;) {
-    try {
-      const result = await check();
-      if (result === true) return;
-      if (typeof result === 'string') last = result;
-    } catch (err) {
-      last = errorText(err);
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`redis cluster: ${what} not reached within ${Date.now() - started} ms${last ? ` (last: ${last})` : ''}`);
-    }
-    await sleep(POLL_MS);
-  }
-}
-
-/** True when nothing listens on (and nothing holds) 127.0.0.1:`port`. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', () => resolve(false));
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
 
 /** Reserves a port P whose bus port P+10000 is free too. */
 async function reservePortPair(): Promise<number> {
@@ -464,7 +424,7 @@ class Cluster implements TestRedisCluster {
     const ids = new Set(masters.map((master) => master.id));
     const followers = this.live().filter((node) => ids.has(node.id) || (node.masterId !== undefined && ids.has(node.masterId)));
     for (const node of followers) {
-      await waitUntil(`DBSIZE 0 on ${node.addr} after FLUSHALL`, deadline, async () => {
+      await waitUntil('redis cluster', `DBSIZE 0 on ${node.addr} after FLUSHALL`, deadline, async () => {
         const size = await call(node.addr, 'DBSIZE');
         return size === 0 || `${node.addr} DBSIZE ${String(size)}`;
       });
@@ -503,14 +463,14 @@ class Cluster implements TestRedisCluster {
   }
 
   private async waitSettled(deadline: number, predicate?: ClusterStatePredicate): Promise<void> {
-    await waitUntil('cluster_state:ok and slot agreement on every live node', deadline, () => this.settled());
-    if (predicate) await waitUntil('the waitForState predicate', deadline, async () => predicate(this));
+    await waitUntil('redis cluster', 'cluster_state:ok and slot agreement on every live node', deadline, () => this.settled());
+    if (predicate) await waitUntil('redis cluster', 'the waitForState predicate', deadline, async () => predicate(this));
   }
 
   /** Waits until every live replica's replication link is up. */
   private async waitReplicasInSync(deadline: number): Promise<void> {
     for (const replica of this.live().filter((node) => node.role === 'replica')) {
-      await waitUntil(`master_link_status:up on replica ${replica.addr}`, deadline, () => this.linkUp(replica));
+      await waitUntil('redis cluster', `master_link_status:up on replica ${replica.addr}`, deadline, () => this.linkUp(replica));
     }
   }
 
@@ -535,7 +495,7 @@ class Cluster implements TestRedisCluster {
     await Promise.all(this.masters().map((master) => call(master.addr, 'FLUSHALL')));
     await this.waitSettled(deadline);
     for (const replica of this.replicas()) {
-      await waitUntil(`every node listing replica ${replica.addr} in CLUSTER SLOTS`, deadline, () => this.replicaListed(replica as ClusterNode));
+      await waitUntil('redis cluster', `every node listing replica ${replica.addr} in CLUSTER SLOTS`, deadline, () => this.replicaListed(replica as ClusterNode));
     }
   }
 
@@ -548,14 +508,14 @@ class Cluster implements TestRedisCluster {
     if (master.alive) await this.pauseUntilCaughtUp(master, replica, deadline);
     try {
       await call(replica.addr, 'CLUSTER', 'FAILOVER', 'TAKEOVER');
-      await waitUntil(`${replica.addr} reporting role master`, deadline, async () => (await this.roleOf(replica)) === 'master');
+      await waitUntil('redis cluster', `${replica.addr} reporting role master`, deadline, async () => (await this.roleOf(replica)) === 'master');
       if (master.alive) {
-        await waitUntil(`old master ${master.addr} reporting role slave`, deadline, async () => (await this.roleOf(master)) === 'slave');
+        await waitUntil('redis cluster', `old master ${master.addr} reporting role slave`, deadline, async () => (await this.roleOf(master)) === 'slave');
       }
     } finally {
       if (master.alive) await this.unpause(master);
     }
-    await waitUntil(`every live node giving ${master.addr}'s slots to ${replica.addr}`, deadline, () =>
+    await waitUntil('redis cluster', `every live node giving ${master.addr}'s slots to ${replica.addr}`, deadline, () =>
       this.allAgreeOwner(ownedBefore, replica.id),
     );
     await this.refreshRoles();
@@ -576,11 +536,11 @@ class Cluster implements TestRedisCluster {
    * replication stream. The caller unpauses.
    */
   private async pauseUntilCaughtUp(master: ClusterNode, replica: ClusterNode, deadline: number): Promise<void> {
-    await waitUntil(`master_link_status:up on replica ${replica.addr}`, deadline, () => this.linkUp(replica));
+    await waitUntil('redis cluster', `master_link_status:up on replica ${replica.addr}`, deadline, () => this.linkUp(replica));
     await call(master.addr, 'CLIENT', 'PAUSE', Math.max(1, deadline - Date.now()), 'WRITE');
     try {
       const target = Number(infoField(replyText(await call(master.addr, 'INFO', 'replication')), 'master_repl_offset'));
-      await waitUntil(`replica ${replica.addr} catching up with ${master.addr} (offset ${target})`, deadline, async () => {
+      await waitUntil('redis cluster', `replica ${replica.addr} catching up with ${master.addr} (offset ${target})`, deadline, async () => {
         const offset = Number(infoField(replyText(await call(replica.addr, 'INFO', 'replication')), 'slave_repl_offset'));
         return offset >= target || `${replica.addr} at offset ${offset}`;
       });
@@ -631,12 +591,12 @@ class Cluster implements TestRedisCluster {
       startTimeoutMs: Math.max(1, deadline - Date.now()),
     });
     node.replaceServer(server);
-    await waitUntil(`cluster_state:ok on restarted ${node.addr}`, deadline, () => this.stateOk(node));
+    await waitUntil('redis cluster', `cluster_state:ok on restarted ${node.addr}`, deadline, () => this.stateOk(node));
     await this.waitSettled(deadline);
     await this.refreshRoles();
     if (node.role !== 'replica') return;
-    await waitUntil(`master_link_status:up on restarted ${node.addr}`, deadline, () => this.linkUp(node));
-    await waitUntil(`every node listing restarted replica ${node.addr} in CLUSTER SLOTS`, deadline, () => this.replicaListed(node));
+    await waitUntil('redis cluster', `master_link_status:up on restarted ${node.addr}`, deadline, () => this.linkUp(node));
+    await waitUntil('redis cluster', `every node listing restarted replica ${node.addr} in CLUSTER SLOTS`, deadline, () => this.replicaListed(node));
   }
 
   async beginSlotMigration(slot: number, toRef: ClusterNodeRef): Promise<SlotMigration> {
@@ -682,7 +642,7 @@ class Cluster implements TestRedisCluster {
     await Promise.all(others.map((node) => call(node.addr, 'CLUSTER', 'SETSLOT', slot, 'NODE', to.id)));
     this.migrations.delete(slot);
     const range: SlotsRange = { start: slot, end: slot, master: { host: '', port: to.port, id: to.id }, replicas: [] };
-    await waitUntil(`every live node giving slot ${slot} to ${to.addr}`, deadline, () => this.allAgreeOwner([range], to.id));
+    await waitUntil('redis cluster', `every live node giving slot ${slot} to ${to.addr}`, deadline, () => this.allAgreeOwner([range], to.id));
   }
 
   async moveSlot(slot: number, toRef: ClusterNodeRef): Promise<void> {
@@ -701,7 +661,7 @@ class Cluster implements TestRedisCluster {
       await call(node.addr, 'CONFIG', 'SET', 'cluster-announce-hostname', hostname, 'cluster-preferred-endpoint-type', 'hostname');
       node.restartArgs = ['--cluster-announce-hostname', hostname, '--cluster-preferred-endpoint-type', 'hostname'];
     }
-    await waitUntil('every live node showing the announced hostnames in CLUSTER SLOTS', deadline, async () => {
+    await waitUntil('redis cluster', 'every live node showing the announced hostnames in CLUSTER SLOTS', deadline, async () => {
       for (const node of live) {
         for (const range of await this.slotsOn(node)) {
           for (const endpoint of [range.master, ...range.replicas]) {
@@ -736,7 +696,7 @@ function slotRangeOf(index: number, masters: number): [number, number] {
 
 /** Waits until every node lists all `count` nodes, none still in handshake. */
 async function waitAllMet(nodes: ClusterNode[], deadline: number): Promise<void> {
-  await waitUntil(`all ${nodes.length} nodes knowing each other (CLUSTER NODES)`, deadline, async () => {
+  await waitUntil('redis cluster', `all ${nodes.length} nodes knowing each other (CLUSTER NODES)`, deadline, async () => {
     for (const node of nodes) {
       const lines = parseClusterNodes(replyText(await call(node.addr, 'CLUSTER', 'NODES')));
       const known = lines.filter((line) => !line.flags.includes('handshake') && !line.flags.includes('noaddr'));

@@ -32,7 +32,6 @@
  *   `restartSentinel` re-quotes that line first.
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Conn } from '../conn.js';
@@ -41,6 +40,7 @@ import { RedisError } from '../errors.js';
 import type { Arg } from '../resp/encode.js';
 import type { Reply } from '../resp/decode.js';
 import { startRedisServer, type TestRedisServer } from './index.js';
+import { errorText, portFree, waitUntil } from './poll.js';
 
 /** Options of {@link startRedisSentinel}. */
 export interface StartRedisSentinelOptions {
@@ -161,7 +161,6 @@ export interface TestRedisSentinel {
 const PORT_MIN = 22_768;
 const PORT_MAX = 24_999;
 const START_ATTEMPTS = 5;
-const POLL_MS = 25;
 const HOST = '127.0.0.1';
 /** `SENTINEL DEBUG` periods: see the module notes. */
 const PUBLISH_PERIOD_MS = 250;
@@ -172,45 +171,6 @@ const DEFAULT_OPERATION_TIMEOUT_MS = 15_000;
 /** Ports taken by deployments of this process, so two starting at once never pick the same one. */
 const reservedPorts = new Set<number>();
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * Polls `check` until it returns true; throws `redis sentinel: <what> not
- * reached within N ms` (with the last error or detail) at `deadline`.
- */
-async function waitUntil(what: string, deadline: number, check: () => Promise<boolean | string>): Promise<void> {
-  const started = Date.now();
-  let last = '';
-  for (;;) {
-    try {
-      const result = await check();
-      if (result === true) return;
-      if (typeof result === 'string') last = result;
-    } catch (err) {
-      last = errorText(err);
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`redis sentinel: ${what} not reached within ${Date.now() - started} ms${last ? ` (last: ${last})` : ''}`);
-    }
-    await sleep(POLL_MS);
-  }
-}
-
-/** True when nothing listens on (and nothing holds) 127.0.0.1:`port`. */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', () => resolve(false));
-    server.listen({ port, host: HOST, exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
 
 async function reservePort(): Promise<number> {
   for (let tries = 0; tries < 200; tries++) {
@@ -478,7 +438,7 @@ class Deployment implements TestRedisSentinel {
     const started = Date.now();
     const deadline = this.deadline(opts.timeoutMs);
     let newMaster = '';
-    await waitUntil(`every live sentinel naming a master other than ${from}, which says ROLE master`, deadline, async () => {
+    await waitUntil('redis sentinel', `every live sentinel naming a master other than ${from}, which says ROLE master`, deadline, async () => {
       const agreed = await this.agreedMaster();
       if (agreed === from) return `the sentinels still name ${from}`;
       const role = await this.roleOf(this.dataNode(agreed));
@@ -575,7 +535,7 @@ class Deployment implements TestRedisSentinel {
   }
 
   async waitSettledBy(deadline: number): Promise<void> {
-    await waitUntil('the sentinels and data nodes agreeing on the master and its replicas', deadline, () => this.settled());
+    await waitUntil('redis sentinel', 'the sentinels and data nodes agreeing on the master and its replicas', deadline, () => this.settled());
   }
 
   async restartNode(addr: string): Promise<void> {
@@ -636,7 +596,7 @@ async function tuneSentinel(sentinel: Proc): Promise<void> {
 
 /** Waits until the replica's link to its master is up. */
 async function waitLinkUp(replica: Proc, deadline: number): Promise<void> {
-  await waitUntil(`master_link_status:up on replica ${replica.addr}`, deadline, async () => {
+  await waitUntil('redis sentinel', `master_link_status:up on replica ${replica.addr}`, deadline, async () => {
     const status = infoField(replyText(await replica.call('INFO', 'replication')), 'master_link_status');
     return status === 'up' || `master_link_status:${status ?? '?'}`;
   });
