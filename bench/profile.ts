@@ -12,6 +12,7 @@
  */
 import { startRedisServer } from '../src/testing/index.js';
 import { ROUNDS } from './config.js';
+import './trace.js'; // BENCH_TRACE=1: no-op tracing subscribers
 import { seed } from './dataset.js';
 import { selectScenarios } from './scenarios/index.js';
 

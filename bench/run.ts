@@ -4,6 +4,7 @@
  *
  *   BENCH_QUICK=1   shorter runs (development)
  *   BENCH_ONLY=a,b  only these scenarios (`decode` selects all decoder ones)
+ *   BENCH_TRACE=1   no-op subscribers on redisconn's TracingChannels (the cost of tracing)
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startRedisServer } from '../src/testing/index.js';
 import { QUICK, ROUNDS } from './config.js';
+import { TRACING } from './trace.js';
 import { seed } from './dataset.js';
 import { runScenario, type ScenarioResult } from './harness.js';
 import { selectScenarios } from './scenarios/index.js';
@@ -44,7 +46,7 @@ try {
 const totalSeconds = (Date.now() - started) / 1000;
 
 console.log(renderTable(results));
-console.log(`\n${os.cpus().length} CPUs, node ${process.version}, medians of ${ROUNDS} or more interleaved rounds after a warm-up${QUICK ? ', BENCH_QUICK' : ''}; total ${totalSeconds.toFixed(0)} s`);
+console.log(`\n${os.cpus().length} CPUs, node ${process.version}, medians of ${ROUNDS} or more interleaved rounds after a warm-up${QUICK ? ', BENCH_QUICK' : ''}${TRACING ? ', BENCH_TRACE' : ''}; total ${totalSeconds.toFixed(0)} s`);
 writeFileSync(
   RESULTS_FILE,
   resultsJson(results, {
@@ -54,6 +56,7 @@ writeFileSync(
     redisServer: execFileSync('redis-server', ['--version']).toString().trim(),
     cpus: os.cpus().length,
     quick: QUICK,
+    tracing: TRACING,
     defaultRounds: ROUNDS,
     totalSeconds,
   }),

@@ -7,9 +7,11 @@
  * Any fatal error (I/O, EOF, protocol, timeout, abort, close) breaks the
  * connection once: `err()` returns it and every later call rejects with it.
  */
+import { AsyncResource } from 'node:async_hooks';
 import type { Socket } from 'node:net';
 import { SUBSCRIPTION_KINDS } from './commands.js';
 import { checkTimeoutMs, formatMs } from './deadline.js';
+import { commandChannel, type CommandTraceContext, type ConnectionKind } from './diagnostics.js';
 import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from './errors.js';
 import { Fifo } from './fifo.js';
 import { Decoder, NEED_MORE, type Reply } from './resp/decode.js';
@@ -90,6 +92,15 @@ export interface ConnOptions {
   name?: string;
   /** Largest reply accepted, in bytes on the wire (aggregates included). Default 512 MiB. */
   maxReplyBytes?: number;
+  /**
+   * Host name (or unix socket path) of the server, as dialed: reported to
+   * tracing (`redisconn:command`'s `serverAddress`) only. Default ''.
+   */
+  host?: string;
+  /** TCP port of the server, reported to tracing only. Default undefined. */
+  port?: number;
+  /** Database selected on the socket, reported to tracing only (nothing is sent). Default 0. */
+  db?: number;
 }
 
 const enum ClaimKind {
@@ -198,6 +209,283 @@ function isReply(item: Inbound): boolean {
   return !(item instanceof OutOfBand);
 }
 
+// ---- Tracing (`redisconn:command`) ------------------------------------------
+//
+// Nothing here runs while nobody subscribes: a NetConn checks
+// `commandChannel.hasSubscribers` once per command it encodes, and otherwise
+// only tests its `tracer` field (null) per write and per reply.
+
+/** Subscribe-family commands, upper case, to the kind of push that confirms them. */
+const CONFIRMED_BY: ReadonlyMap<string, string> = new Map([...SUBSCRIPTION_KINDS].map((kind) => [kind.toUpperCase(), kind]));
+
+/** Commands a RESP2 connection in subscribed mode accepts (their replies stay apart from messages). */
+const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([...CONFIRMED_BY.keys(), 'PING', 'QUIT', 'RESET']);
+
+/** What kind of value a reply decoded to (see CommandTraceContext.reply). */
+function replyKind(reply: Reply, isPush: boolean, protocol: 2 | 3): string {
+  if (isPush) return 'push';
+  switch (typeof reply) {
+    case 'string':
+      return 'string';
+    case 'number':
+      return protocol === 3 && !Number.isInteger(reply) ? 'double' : 'integer';
+    case 'bigint':
+      return protocol === 3 ? 'bignumber' : 'integer';
+    case 'boolean':
+      return 'boolean';
+  }
+  if (reply === null) return 'null';
+  if (Buffer.isBuffer(reply)) return 'bulk';
+  if (Array.isArray(reply)) return 'array';
+  if (reply instanceof Map) return 'map';
+  if (reply instanceof Set) return 'set';
+  return 'unknown';
+}
+
+/** The stable `code` of an error that has one (every redisconn error does). */
+function errorCodeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Publishes `start` and `end` (run in the async context the command was issued in). */
+function publishWrite(context: CommandTrace): void {
+  commandChannel.start.publish(context);
+  commandChannel.end.publish(context);
+}
+
+/**
+ * The context of one traced command (see CommandTraceContext). What the
+ * tracer keeps about it is in private fields, so subscribers see only the
+ * documented ones.
+ */
+class CommandTrace implements CommandTraceContext {
+  readonly command: string;
+  readonly argCount: number;
+  readonly serverAddress: string;
+  readonly serverPort: number | undefined;
+  readonly db: number;
+  readonly connection: ConnectionKind;
+  readonly source: object | undefined;
+  batchSize = 0;
+  reply: string | undefined = undefined;
+  error: unknown = undefined;
+  errorCode: string | undefined = undefined;
+  /** Replies of untraced commands due before this one's. */
+  #skip: number;
+  /** The async context the command was issued in: `start` is published in it. */
+  readonly #scope: AsyncResource;
+
+  constructor(command: string, argCount: number, conn: NetConn, skip: number) {
+    this.command = command;
+    this.argCount = argCount;
+    this.serverAddress = conn.serverAddress;
+    this.serverPort = conn.serverPort;
+    this.db = conn.db;
+    this.connection = conn.connectionKind;
+    this.source = conn.traceSource;
+    this.#skip = skip;
+    this.#scope = new AsyncResource('redisconn:command');
+  }
+
+  /** A reply of an untraced command ahead of this one arrived: true when it was one this context waited past. */
+  skipped(): boolean {
+    if (this.#skip === 0) return false;
+    this.#skip--;
+    return true;
+  }
+
+  /** Whether replies of untraced commands are still due before this one's. */
+  waitsPast(): boolean {
+    return this.#skip > 0;
+  }
+
+  written(batchSize: number): void {
+    this.batchSize = batchSize;
+    this.#scope.runInAsyncScope(publishWrite, null, this);
+  }
+
+  answered(reply: Reply, isPush: boolean, protocol: 2 | 3): void {
+    if (reply instanceof RedisError) {
+      this.error = reply;
+      this.errorCode = reply.code;
+      commandChannel.error.publish(this);
+    } else {
+      this.reply = replyKind(reply, isPush, protocol);
+    }
+    commandChannel.asyncStart.publish(this);
+    commandChannel.asyncEnd.publish(this);
+  }
+
+  failed(err: unknown, code: string | undefined): void {
+    this.error = err;
+    this.errorCode = code;
+    commandChannel.error.publish(this);
+    commandChannel.asyncStart.publish(this);
+    commandChannel.asyncEnd.publish(this);
+  }
+}
+
+/**
+ * Matches a connection's traced commands to their replies. Made when a
+ * command is encoded with a subscriber present; dropped once nothing traced
+ * is owed and nobody subscribes.
+ *
+ * Matching: replies come in the order commands were written; each context
+ * takes the reply in its place, after the replies of untraced commands ahead
+ * of it (commands encoded before anyone subscribed, or during the dial's
+ * handshake). Messages and other out-of-band pushes (RESP3 invalidations)
+ * never take a context. A subscribe-family command's context is ended by
+ * the first confirmation of its kind; the others of the same command (one
+ * per channel) are absorbed: as many as it named channels, or for an
+ * unsubscribe from all, those whose subscription count keeps falling by
+ * one. On RESP2, where messages and confirmations are plain arrays, an
+ * array shaped as one counts as one while the connection is known to be
+ * subscribed or the command awaited is one subscribed mode allows
+ * (SUBSCRIBE..., PING, QUIT, RESET).
+ */
+class CommandTracer {
+  /** Written, awaiting their replies, in order. */
+  private readonly owed = new Fifo<CommandTrace>();
+  /** Encoded, not written yet. */
+  private unwritten: CommandTrace[] = [];
+  /** The other array `unwritten` swaps with at each write (no array per write). */
+  private spare: CommandTrace[] = [];
+  /** Untraced commands in the next write (for `batchSize`). */
+  private untracedUnwritten = 0;
+  /** Replies due to untraced commands after the last context. */
+  private tail: number;
+  /** A subscription confirmation with a count > 0 was seen (RESP2 classification). */
+  private subscribed = false;
+  /** The push kind whose further confirmations belong to the command answered last. */
+  private absorbKind: string | null = null;
+  /** How many more to absorb; -1: as many as the server sends (an unsubscribe from all). */
+  private absorbLeft = 0;
+  /** The count of the last confirmation absorbed under absorbLeft -1. */
+  private absorbCount = 0;
+
+  constructor(
+    private readonly conn: NetConn,
+    ahead: number,
+  ) {
+    this.tail = ahead;
+  }
+
+  /** Nothing traced is owed, nor any untraced reply counted. */
+  idle(): boolean {
+    return this.owed.length === 0 && this.unwritten.length === 0 && this.tail === 0;
+  }
+
+  traced(command: string, argCount: number): void {
+    this.unwritten.push(new CommandTrace(command.toUpperCase(), argCount, this.conn, this.tail));
+    this.tail = 0;
+  }
+
+  untraced(): void {
+    this.tail++;
+    this.untracedUnwritten++;
+  }
+
+  /** What was encoded went out in one write. */
+  written(): void {
+    const batch = this.unwritten;
+    const size = batch.length + this.untracedUnwritten;
+    this.untracedUnwritten = 0;
+    if (batch.length === 0) return;
+    this.unwritten = this.spare;
+    for (const context of batch) {
+      this.owed.push(context);
+      context.written(size);
+    }
+    batch.length = 0;
+    this.spare = batch;
+  }
+
+  /** A reply (or push) arrived; `outOfBand` pushes answer no command. */
+  reply(reply: Reply, isPush: boolean, outOfBand: boolean): void {
+    if (outOfBand) return;
+    if (isPush) {
+      this.confirmation(pushKind(reply), reply as Reply[], true);
+      return;
+    }
+    if (this.conn.protocol === 2 && Array.isArray(reply) && (reply.length === 3 || reply.length === 4) && this.maySubscribe()) {
+      const kind = pushKind(reply);
+      if (kind === 'message' || kind === 'pmessage' || kind === 'smessage') return;
+      if (reply.length === 3 && SUBSCRIPTION_KINDS.has(kind)) {
+        this.confirmation(kind, reply, false);
+        return;
+      }
+    }
+    this.absorbKind = null;
+    const head = this.next();
+    if (head === undefined) return;
+    this.owed.shift();
+    head.answered(reply, isPush, this.conn.protocol);
+  }
+
+  /** The connection broke: every context written and not answered ends with `err`. */
+  fail(err: unknown): void {
+    const code = errorCodeOf(err);
+    for (const context of this.owed.drain()) context.failed(err, code);
+    this.unwritten.length = 0; // never written: never started
+    this.tail = 0;
+  }
+
+  /**
+   * The written context the next reply answers; undefined when the reply is
+   * one of an untraced command (counted off) or answers nothing known.
+   */
+  private next(): CommandTrace | undefined {
+    const head = this.owed.peek();
+    if (head !== undefined) return head.skipped() ? undefined : head;
+    const first = this.unwritten[0];
+    if (first !== undefined) first.skipped();
+    else if (this.tail > 0) this.tail--;
+    return undefined;
+  }
+
+  /** RESP2: whether an array could be a message or a confirmation rather than an answer. */
+  private maySubscribe(): boolean {
+    if (this.subscribed) return true;
+    const head = this.owed.peek();
+    return head !== undefined && !head.waitsPast() && PUBSUB_COMMANDS.has(head.command);
+  }
+
+  private confirmation(kind: string, reply: Reply[], isPush: boolean): void {
+    const count = reply[2];
+    if (typeof count === 'number') {
+      if (kind === 'subscribe' || kind === 'psubscribe' || kind === 'ssubscribe') {
+        if (count > 0) this.subscribed = true;
+      } else if (count === 0) {
+        this.subscribed = false;
+      }
+    }
+    // The other confirmations of the command answered last (one per channel).
+    if (this.absorbKind === kind) {
+      if (this.absorbLeft > 0) {
+        this.absorbLeft--;
+        return;
+      }
+      // An unsubscribe from all: one per channel, the count falling by one each time.
+      if (this.absorbLeft < 0 && reply[1] !== null && count === this.absorbCount - 1) {
+        this.absorbCount = count;
+        return;
+      }
+    }
+    this.absorbKind = null;
+    const head = this.next();
+    // A confirmation no traced command waits for (an extra one) consumes nothing.
+    if (head === undefined || CONFIRMED_BY.get(head.command) !== kind) return;
+    this.owed.shift();
+    if (head.argCount !== 1) {
+      this.absorbKind = kind;
+      this.absorbLeft = head.argCount === 0 ? -1 : head.argCount - 1;
+      this.absorbCount = typeof count === 'number' ? count : 0;
+    }
+    head.answered(reply, isPush, this.conn.protocol);
+  }
+}
+
 
 /** The socket-backed {@link Conn}. Create with `dial`, `dialURL` or {@link newConn}. */
 class NetConn implements Conn {
@@ -225,6 +513,18 @@ class NetConn implements Conn {
   private readTimer: NodeJS.Timeout | null = null;
   /** A write of the commands `do` queued is scheduled for the end of this tick. */
   private writeScheduled = false;
+  /** Where the server is, for tracing (ConnOptions `host`, `port`, `db`). */
+  readonly serverAddress: string;
+  readonly serverPort: number | undefined;
+  readonly db: number;
+  /** How this connection is used, for tracing; set by the pool that lends or uses it. (package-internal) */
+  connectionKind: ConnectionKind = 'direct';
+  /** The pool (or cluster, sentinel pool) using this connection, for tracing. (package-internal) */
+  traceSource: object | undefined = undefined;
+  /** False while `dial` runs the handshake: those commands are not traced. (package-internal) */
+  traceCommands = true;
+  /** Matches traced commands to replies; null while nothing is traced (see CommandTracer). */
+  private tracer: CommandTracer | null = null;
 
   constructor(socket: Socket, options: ConnOptions = {}) {
     this.socket = socket;
@@ -233,6 +533,9 @@ class NetConn implements Conn {
     this.readTimeoutMs = checkTimeoutMs('readTimeoutMs', options.readTimeoutMs ?? 0);
     this.writeTimeoutMs = checkTimeoutMs('writeTimeoutMs', options.writeTimeoutMs ?? 0);
     this.decoder = new Decoder({ decodeStrings: options.decodeStrings ?? false, maxReplyBytes: options.maxReplyBytes });
+    this.serverAddress = options.host ?? '';
+    this.serverPort = options.port;
+    this.db = options.db ?? 0;
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err: Error) => this.fail(new ConnClosedError(`redisconn: ${this.name}: ${err.message}`, { cause: err })));
     socket.on('close', () => this.onClose());
@@ -268,6 +571,7 @@ class NetConn implements Conn {
   send(cmd: string, ...args: Arg[]): void {
     if (this.fatal !== null) throw this.fatal;
     this.writer.write(cmd, args);
+    if (this.tracer !== null || commandChannel.hasSubscribers) this.trace(cmd, args.length);
     this.pending++;
   }
 
@@ -321,6 +625,7 @@ class NetConn implements Conn {
       } catch (err) {
         return Promise.reject(err);
       }
+      if (this.tracer !== null || commandChannel.hasSubscribers) this.trace(cmd, args.length);
       this.pending++;
     }
     const count = this.pending;
@@ -406,6 +711,7 @@ class NetConn implements Conn {
   private writeOut(done: (() => void) | null, failed: ((err: unknown) => void) | null): boolean {
     const data = this.writer.take();
     if (data === null) return false;
+    if (this.tracer !== null) this.tracer.written();
     const socket = this.socket;
     const callback = done === null ? undefined : (err?: Error | null) => (err ? (failed as (e: unknown) => void)(this.fatal ?? err) : done());
     let flowing: boolean;
@@ -453,8 +759,10 @@ class NetConn implements Conn {
       const outOfBand = isPush && !SUBSCRIPTION_KINDS.has(pushKind(reply));
       // An unasked push answers nobody: it does not move the awaited reply's deadline.
       if (!outOfBand) replies++;
+      if (this.tracer !== null) this.tracer.reply(reply, isPush, outOfBand);
       this.dispatch(reply, isPush, outOfBand);
     }
+    if (this.tracer !== null && this.tracer.idle() && !commandChannel.hasSubscribers) this.tracer = null;
     // The replies of one chunk arrived together: the next one awaited is due
     // a read timeout from now. Bytes that complete no reply move nothing.
     if (replies > 0 && this.readTimeoutMs > 0 && this.fatal === null) this.restartReadDeadline();
@@ -558,6 +866,33 @@ class NetConn implements Conn {
     this.fail(new ConnClosedError(`redisconn: ${this.name}: connection closed by the server${midReply}`));
   }
 
+  /**
+   * A command was encoded with a subscriber present, or while a tracer is
+   * still matching (called before `pending` counts it). Handshake commands
+   * and those encoded with nobody subscribed are counted, not traced.
+   */
+  private trace(cmd: string, argCount: number): void {
+    let tracer = this.tracer;
+    if (this.traceCommands && commandChannel.hasSubscribers) {
+      tracer ??= this.tracer = new CommandTracer(this, this.repliesOwed());
+      tracer.traced(cmd, argCount);
+    } else if (tracer !== null) {
+      tracer.untraced();
+    }
+  }
+
+  /**
+   * Replies the server still owes for the commands encoded so far (when
+   * tracing starts: they come before any traced one). RESP2 pub/sub messages
+   * parked unclaimed make it an underestimate, never below 0.
+   */
+  private repliesOwed(): number {
+    let owed = this.pending;
+    for (const item of this.inbox) if (isReply(item)) owed--;
+    for (const claim of this.claims) if (claim.owed) owed += claim.remaining;
+    return owed > 0 ? owed : 0;
+  }
+
   /** A claim gave up (timeout, abort): its reply will never be read, so the stream is lost. */
   abandon(claim: Claim, callerError: unknown, fatal: Error): void {
     if (this.claims.remove(claim)) claim.fail(callerError);
@@ -578,6 +913,11 @@ class NetConn implements Conn {
     this.decoder.release();
     this.inbox.drain();
     this.pending = 0;
+    const tracer = this.tracer;
+    if (tracer !== null) {
+      this.tracer = null;
+      tracer.fail(err);
+    }
     for (const claim of this.claims.drain()) claim.fail(err);
     this.socket.destroy();
   }
@@ -589,6 +929,19 @@ class NetConn implements Conn {
  */
 export function newConn(socket: Socket, options: ConnOptions = {}): Conn {
   return new NetConn(socket, options);
+}
+
+/**
+ * Records how `conn` is used (and by which pool), as its traced commands
+ * report it; called by the pool each time it lends or uses a connection.
+ * Connections that are not a NetConn (wrappers) are left alone.
+ * (package-internal)
+ */
+export function setConnectionKind(conn: Conn, kind: ConnectionKind, source: object | undefined): void {
+  if (conn instanceof NetConn) {
+    conn.connectionKind = kind;
+    conn.traceSource = source;
+  }
 }
 
 export type { NetConn };

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { checkOptionalTimeoutMs } from './deadline.js';
 import { ConnClosedError, RedisError, TimeoutError } from './errors.js';
 import { newConn, type Conn, type NetConn } from './conn.js';
+import { connectChannel, type ConnectTraceContext } from './diagnostics.js';
 
 /** Options of {@link dial} and {@link dialURL}. */
 export interface DialOptions {
@@ -181,8 +182,52 @@ async function handshake(conn: Conn, options: DialOptions): Promise<void> {
   if (options.protocol === 3) (conn as NetConn).protocol = 3;
 }
 
-/** Dials an already parsed endpoint; shared by {@link dial} and {@link dialURL}. */
-export async function dialEndpoint(endpoint: Endpoint, options: DialOptions = {}): Promise<Conn> {
+/**
+ * Dials an already parsed endpoint; shared by {@link dial} and
+ * {@link dialURL}. Traced on `redisconn:connect` when someone subscribes.
+ */
+export function dialEndpoint(endpoint: Endpoint, options: DialOptions = {}): Promise<Conn> {
+  return connectChannel.hasSubscribers ? tracedDial(endpoint, options) : connectEndpoint(endpoint, options);
+}
+
+/** {@link dialEndpoint} publishing its `redisconn:connect` context. */
+function tracedDial(endpoint: Endpoint, options: DialOptions): Promise<Conn> {
+  const db = options.db;
+  const context: ConnectTraceContext = {
+    serverAddress: endpoint.path ?? endpoint.host,
+    serverPort: endpoint.port,
+    db: typeof db === 'number' ? db : 0,
+    tls: options.tls !== undefined && options.tls !== false,
+    protocol: options.protocol === 3 ? 3 : 2,
+    durationMs: undefined,
+    outcome: undefined,
+    error: undefined,
+  };
+  const started = performance.now();
+  connectChannel.start.publish(context);
+  const dialing = connectEndpoint(endpoint, options); // async: never throws
+  connectChannel.end.publish(context);
+  return dialing.then(
+    (conn) => {
+      context.durationMs = performance.now() - started;
+      context.outcome = 'ok';
+      connectChannel.asyncStart.publish(context);
+      connectChannel.asyncEnd.publish(context);
+      return conn;
+    },
+    (err: unknown) => {
+      context.durationMs = performance.now() - started;
+      context.outcome = 'error';
+      context.error = err;
+      connectChannel.error.publish(context);
+      connectChannel.asyncStart.publish(context);
+      connectChannel.asyncEnd.publish(context);
+      throw err;
+    },
+  );
+}
+
+async function connectEndpoint(endpoint: Endpoint, options: DialOptions = {}): Promise<Conn> {
   checkOptions(options);
   if (options.signal?.aborted) throw options.signal.reason;
   const name = describeEndpoint(endpoint);
@@ -198,9 +243,14 @@ export async function dialEndpoint(endpoint: Endpoint, options: DialOptions = {}
     writeTimeoutMs: options.writeTimeoutMs ?? 0,
     decodeStrings: options.decodeStrings ?? false,
     maxReplyBytes: options.maxReplyBytes,
-  });
+    host: endpoint.path ?? endpoint.host,
+    port: endpoint.port,
+    db: options.db ?? 0,
+  }) as NetConn;
   const needsHandshake = (options.password ?? '') !== '' || !!options.clientName || (options.db ?? 0) !== 0 || options.protocol === 3 || options.readOnly === true;
   if (!needsHandshake) return conn;
+  // The handshake is part of the dial's trace (redisconn:connect), not commands of the connection.
+  conn.traceCommands = false;
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const left = Math.max(0, timeoutMs - (performance.now() - started));
   let timer: NodeJS.Timeout | undefined;
@@ -213,6 +263,7 @@ export async function dialEndpoint(endpoint: Endpoint, options: DialOptions = {}
         timer = setTimeout(() => reject(new TimeoutError(`redisconn: dial ${name}: connect and handshake took longer than ${timeoutMs} ms`)), left);
       }),
     ]);
+    conn.traceCommands = true;
     return conn;
   } catch (err) {
     await conn.close();

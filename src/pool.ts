@@ -9,7 +9,8 @@
  */
 import { checkTimeoutMs, formatMs, msLeft } from './deadline.js';
 import { PoolClosedError, PoolExhaustedError, TimeoutError } from './errors.js';
-import type { Conn } from './conn.js';
+import { setConnectionKind, type Conn } from './conn.js';
+import { poolGetChannel, type ConnectionKind, type PoolGetTraceContext } from './diagnostics.js';
 import { dial, type DialOptions } from './dial.js';
 import { dialURL } from './url.js';
 import { Fifo } from './fifo.js';
@@ -140,6 +141,12 @@ export class Pool implements ConnSource {
   protocolSeen: 2 | 3 = 2;
   /** The read timeout of the last connection dialed (LeaseHost). (package-internal) @internal */
   readTimeoutSeen = 0;
+  /**
+   * What tracing reports as the `source` of this pool's connections and
+   * borrows: the pool, or the cluster or sentinel pool that owns it (which
+   * sets it). (package-internal) @internal
+   */
+  traceSource: object = this;
 
   constructor(options: PoolOptions) {
     if (typeof options?.dial !== 'function') throw new TypeError('redisconn: Pool needs a dial function');
@@ -193,6 +200,14 @@ export class Pool implements ConnSource {
    * must be closed (`close()` or `await using`) to go back to the pool.
    */
   get(options: GetOptions = {}): Promise<Conn> {
+    return poolGetChannel.hasSubscribers ? this.tracedTake(options, 'exclusive') : this.take(options, 'exclusive', null);
+  }
+
+  /**
+   * A get lending the connection as `kind` ('exclusive', or 'lease' for a
+   * lease moving); `trace` is its `redisconn:pool:get` context when traced.
+   */
+  private take(options: GetOptions, kind: ConnectionKind, trace: PoolGetTraceContext | null): Promise<Conn> {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
     let deadline = NO_DEADLINE;
     if (options.timeoutMs !== undefined || options.signal !== undefined) {
@@ -206,10 +221,42 @@ export class Pool implements ConnSource {
     this.reapIdle();
     // Fast path, no await: a fresh idle connection whose check answers at once.
     const entry = this.idle.pop();
-    if (entry === undefined) return this.borrow(deadline, undefined, false);
+    if (entry === undefined) return this.borrow(deadline, undefined, false, kind, trace);
     const verdict = this.usable(entry);
-    if (verdict === true) return Promise.resolve(this.lend(entry.conn, entry.createdAt));
-    return this.borrow(deadline, entry, verdict);
+    if (verdict === true) return Promise.resolve(this.lend(entry.conn, entry.createdAt, kind));
+    return this.borrow(deadline, entry, verdict, kind, trace);
+  }
+
+  /** {@link take} publishing its `redisconn:pool:get` context. */
+  private tracedTake(options: GetOptions, kind: ConnectionKind): Promise<Conn> {
+    const trace: PoolGetTraceContext = { source: this.traceSource, waited: false, durationMs: undefined, outcome: undefined, error: undefined };
+    const started = performance.now();
+    poolGetChannel.start.publish(trace);
+    let taking: Promise<Conn>;
+    try {
+      taking = this.take(options ?? {}, kind, trace);
+    } catch (err) {
+      taking = Promise.reject(err);
+    }
+    poolGetChannel.end.publish(trace);
+    return taking.then(
+      (conn) => {
+        trace.durationMs = performance.now() - started;
+        trace.outcome = 'ok';
+        poolGetChannel.asyncStart.publish(trace);
+        poolGetChannel.asyncEnd.publish(trace);
+        return conn;
+      },
+      (err: unknown) => {
+        trace.durationMs = performance.now() - started;
+        trace.outcome = 'error';
+        trace.error = err;
+        poolGetChannel.error.publish(trace);
+        poolGetChannel.asyncStart.publish(trace);
+        poolGetChannel.asyncEnd.publish(trace);
+        throw err;
+      },
+    );
   }
 
   /**
@@ -218,7 +265,7 @@ export class Pool implements ConnSource {
    * the get has to wait (for a slot, a dial or a slow check) and is disarmed
    * when the get settles.
    */
-  private async borrow(deadline: Deadline, entry: IdleConn | undefined, verdict: Promise<boolean> | boolean): Promise<Conn> {
+  private async borrow(deadline: Deadline, entry: IdleConn | undefined, verdict: Promise<boolean> | boolean, kind: ConnectionKind, trace: PoolGetTraceContext | null): Promise<Conn> {
     try {
       if (entry === undefined) {
         if (this.maxActive === 0 || this.active < this.maxActive) {
@@ -226,13 +273,16 @@ export class Pool implements ConnSource {
         } else if (!this.wait) {
           throw new PoolExhaustedError(`redisconn: pool exhausted: all ${this.maxActive} connections in use`);
         } else {
+          if (trace !== null) trace.waited = true;
           entry = (await this.waitTurn(deadline.signal())) ?? undefined;
           if (entry !== undefined) verdict = this.usable(entry);
         }
       }
+      // From here on the get awaits (a dial, a check, or another idle connection's turn).
+      if (trace !== null) trace.waited = true;
       for (;;) {
-        if (entry === undefined) return this.lend(await this.dialWithSlot(deadline.signal()), this.now());
-        if (await this.settleCheck(entry, verdict, deadline)) return this.lend(entry.conn, entry.createdAt);
+        if (entry === undefined) return this.lend(await this.dialWithSlot(deadline.signal()), this.now(), kind);
+        if (await this.settleCheck(entry, verdict, deadline)) return this.lend(entry.conn, entry.createdAt, kind);
         // Our slot now belongs to no connection: close the bad one, then prefer
         // another idle connection (freeing the slot) over dialing with it.
         this.closeQuietly(entry.conn);
@@ -286,9 +336,9 @@ export class Pool implements ConnSource {
   }
 
   /** Borrows the connection a lease moves to (LeaseHost). (package-internal) @internal */
-  borrowForLease(options?: GetOptions): Promise<Conn> {
+  borrowForLease(options: GetOptions = {}): Promise<Conn> {
     this.leaseMoves++;
-    return this.get(options);
+    return poolGetChannel.hasSubscribers ? this.tracedTake(options, 'lease') : this.take(options, 'lease', null);
   }
 
   /**
@@ -305,6 +355,7 @@ export class Pool implements ConnSource {
           this.releaseShared(conn);
           throw new PoolClosedError('redisconn: pool closed while dialing');
         }
+        setConnectionKind(conn, 'shared', this.traceSource);
         return conn;
       },
       (err: unknown) => {
@@ -385,7 +436,9 @@ export class Pool implements ConnSource {
     if (this.idle.length > this.maxIdle) this.discard((this.idle.shift() as IdleConn).conn);
   }
 
-  private lend(conn: Conn, createdAt: number): Conn {
+  /** Lends `conn` as `kind` (what its traced commands report from now on). */
+  private lend(conn: Conn, createdAt: number, kind: ConnectionKind): Conn {
+    setConnectionKind(conn, kind, this.traceSource);
     return new PooledConn(conn, createdAt, this);
   }
 

@@ -23,6 +23,7 @@ import Fastify, { type FastifyInstance, type FastifyPluginCallback, type Fastify
 import type { Redis } from 'ioredis';
 import redisconn from '../../plugin/index.js';
 import { counterAt, keyAt, VALUE_BYTES } from '../config.js';
+import '../trace.js'; // BENCH_TRACE=1 (inherited from the bench): no-op tracing subscribers
 
 export type ServerKind = 'redisconn' | 'redisconn-exclusive' | 'fastify-redis' | 'none';
 export type RouteShape = 'get' | 'get-incr-expire' | 'multi';

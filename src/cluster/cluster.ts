@@ -404,7 +404,10 @@ export class Cluster implements ConnSource, ClusterConnHost {
     const readOnly = role === 'replica' && this.readFrom !== 'master';
     if (node !== undefined && (!readOnly || node.readOnly)) return node;
     if (node !== undefined) this.retire(node);
-    node = { addr, role, readOnly, pool: this.makePool(addr, readOnly), failedAt: Number.NEGATIVE_INFINITY };
+    const pool = this.makePool(addr, readOnly);
+    // Traced commands and borrows belong to the cluster, not to one node's pool.
+    pool.traceSource = this;
+    node = { addr, role, readOnly, pool, failedAt: Number.NEGATIVE_INFINITY };
     if (this.closed) void node.pool.close();
     else this.nodes.set(addr, node);
     return node;

@@ -103,6 +103,9 @@ export class SentinelPool implements ConnSource {
     const db = rest.db ?? 0;
     this.pool = newPoolDialing((dialOptions) => this.dialMaster(dialOptions), db, rest);
     this.replicaPool = readFrom === 'replica' ? newPoolDialing((dialOptions) => this.dialReplica(dialOptions), db, rest) : null;
+    // Traced commands and borrows belong to this source, not to its inner pools.
+    this.pool.traceSource = this;
+    if (this.replicaPool !== null) this.replicaPool.traceSource = this;
   }
 
   /** The master in use (`host:port`), '' until the sentinels were first asked. */
