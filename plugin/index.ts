@@ -15,6 +15,7 @@ import { newCluster, newPool, newSentinelPool, redactURL, type Conn, type ConnSo
 import { registerAdminRoutes, registerHealthRoute } from './admin.js';
 import { BlobCache, DEFAULT_BLOB_PREFIX, DEFAULT_MAX_VALUE_BYTES, toAbstractCache, type AbstractCache } from './blobcache.js';
 import { ErrAlreadyRegistered, ErrNotConfigured, ErrUnreachable, withHttpStatus } from './errors.js';
+import { watchCommands, type CommandWatcher } from './commandwatch.js';
 import { registerPoolMetrics, type MetricsHandle } from './metrics.js';
 import { resolveTarget, validateOptions, type RedisconnOptions } from './options.js';
 import { RequestConn, releaseForgotten } from './requestconn.js';
@@ -247,7 +248,7 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   const ownsPool = pool === null && (addr !== '' || cluster.length > 0 || sentinel !== null);
   if (ownsPool) {
     const {
-      addr: _addr, cluster: _cluster, sentinel: _sentinel, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, exclusiveConnections: _exclusive, connectOnStart: _connect,
+      addr: _addr, cluster: _cluster, sentinel: _sentinel, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, exclusiveConnections: _exclusive, connectOnStart: _connect, slowCommandMs: _slow,
       blobCache: _blob, metrics: _metrics, admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
     } = options;
     if (sentinel !== null) {
@@ -274,13 +275,15 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   try {
     install(app, state);
     if (pool !== null && options.metrics !== false) {
-      const metricsOptions = options.metrics ?? {};
-      metrics = registerPoolMetrics(name, pool, metricsOptions.registry, metricsOptions.intervalMs);
+      const { registry, intervalMs, commandDuration } = options.metrics ?? {};
+      metrics = registerPoolMetrics(name, pool, registry, { intervalMs, commandDuration: commandDuration === true });
     }
   } catch (err) {
     if (ownsPool) await pool?.close();
     throw err;
   }
+  // Last of the setup that can throw: nothing to undo if it does not run.
+  const unwatchSlow = pool !== null && options.slowCommandMs !== undefined ? watchCommands(pool, slowCommandLogger(app.log, name, options.slowCommandMs)) : null;
   if (metrics !== null && options.metrics) {
     const metricsOptions = options.metrics;
     const registry = metrics.registry;
@@ -299,6 +302,7 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
 
   const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
   app.addHook('onClose', async () => {
+    unwatchSlow?.();
     metrics?.close();
     if (ownsPool && pool !== null) await closeWithin(app, pool, closeTimeoutMs);
   });
@@ -307,6 +311,7 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
     try {
       await pool.check(options.connectTimeoutMs ?? 5_000);
     } catch (err) {
+      unwatchSlow?.();
       metrics?.close();
       if (ownsPool) await pool.close();
       // The address is said once, by this message: not again by the cause's own prefix.
@@ -315,6 +320,22 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
     }
   }
 };
+
+/**
+ * Logs each command slower than `thresholdMs` (write to reply) once, at
+ * warn: what ran where and how long it took, never its arguments.
+ */
+function slowCommandLogger(log: FastifyBaseLogger, pool: string, thresholdMs: number): CommandWatcher {
+  return (command, durationMs) => {
+    if (durationMs <= thresholdMs) return;
+    const { command: name, connection, serverAddress, serverPort, db, errorCode } = command;
+    const rounded = Math.round(durationMs * 1000) / 1000;
+    log.warn(
+      { pool, command: name, durationMs: rounded, connection, serverAddress, serverPort, db, ...(errorCode !== undefined && { errorCode }) },
+      `redisconn: slow command ${name} took ${Math.round(durationMs)} ms (slowCommandMs ${thresholdMs})`,
+    );
+  };
+}
 
 /**
  * `explicit` over the dial options URL seeds imply (credentials, TLS; their
@@ -401,5 +422,5 @@ export type { RedisconnOptions, SentinelOptions, BlobCacheOptions, MetricsOption
 export { BlobCache, toAbstractCache } from './blobcache.js';
 export type { AbstractCache, AbstractCacheEntry, AbstractCacheKey } from './blobcache.js';
 export { registerPoolMetrics } from './metrics.js';
-export type { MetricsHandle, StatsSource } from './metrics.js';
+export type { MetricsHandle, PoolMetricsOptions, StatsSource } from './metrics.js';
 export * from '../src/index.js';

@@ -27,6 +27,13 @@ export interface MetricsOptions {
   route?: string;
   /** Also refresh the gauges every `intervalMs` (positive, at most 2^31 − 1 ms; push-style exporters). Default: scrape time only. */
   intervalMs?: number;
+  /**
+   * Also time every command run on the pool's connections into the
+   * histogram `redis_command_duration_seconds{pool,command}` (from the
+   * `redisconn:command` channel; `command` is `other` for a command the
+   * client does not know). Default false.
+   */
+  commandDuration?: boolean;
 }
 
 /** The admin API (off unless `authorize` is given). */
@@ -122,6 +129,14 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal' | 'r
   closeTimeoutMs?: number;
   /** PING once during `app.ready()` and fail it when Redis is unreachable. Default false. */
   connectOnStart?: boolean;
+  /**
+   * Log a warning through the app's logger for each command on the pool's
+   * connections that took longer than this many ms from write to reply
+   * (positive, at most 2^31 − 1): `{ pool, command, durationMs, connection,
+   * serverAddress, serverPort, db }`, never argument values. Blocking
+   * commands count their wait. Default: off.
+   */
+  slowCommandMs?: number;
   /** Blob cache settings, or false to disable `blobCache()`. */
   blobCache?: BlobCacheOptions | false;
   /** Metrics settings, or false for none. Default: registered on the global registry. */
@@ -431,6 +446,7 @@ const OPTIONS = {
   exclusiveConnections: isBoolean,
   closeTimeoutMs: timeoutMs(),
   connectOnStart: isBoolean,
+  slowCommandMs: timeoutMs({ positive: true }),
   pool: (value, name) => {
     const source = value as Partial<Record<keyof ConnSource, unknown>> | null;
     if (typeof source !== 'object' || source === null || !SOURCE_METHODS.every((method) => typeof source[method] === 'function')) {
@@ -451,7 +467,7 @@ const OPTIONS = {
   maxReplyBytes: integer(1),
   // Plugin features.
   blobCache: shape({ prefix: isNonEmptyString, maxValueBytes: integer(1) }, { orFalse: true }),
-  metrics: shape({ registry: isObject, route: isNonEmptyString, intervalMs: timeoutMs({ positive: true }) }, { orFalse: true }),
+  metrics: shape({ registry: isObject, route: isNonEmptyString, intervalMs: timeoutMs({ positive: true }), commandDuration: isBoolean }, { orFalse: true }),
   admin: shape({ authorize: isFunction, prefix: isString }),
   health: shape({ route: isNonEmptyString, timeoutMs: timeoutMs({ positive: true }) }, { orBoolean: true }),
   // Where flags and environment are read from.
