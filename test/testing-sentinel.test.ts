@@ -15,7 +15,7 @@ import { RedisError } from '../src/errors.js';
 import { PubSubConn, type PubSubMessage } from '../src/pubsub.js';
 import type { Reply } from '../src/resp/decode.js';
 import { startRedisSentinel, type TestRedisSentinel } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, text } from './helpers.js';
+import { eventually, guardProcessErrors, rejection, text } from './helpers.js';
 
 guardProcessErrors();
 
@@ -143,7 +143,10 @@ describe('startRedisSentinel', () => {
     expect(restarted?.addr).toBe(oldMaster?.addr);
     expect(restarted?.pid).not.toBe(oldPid);
     expect(alive(restarted?.pid ?? 0)).toBe(true);
-    expect(await roleOf(restarted?.addr ?? '')).toEqual(['slave', newMaster?.addr]);
+    // The sentinels turn it into a replica; give their reconfiguration a bounded moment if it races the check.
+    let role: unknown = null;
+    await eventually(async () => JSON.stringify((role = await roleOf(restarted?.addr ?? ''))) === JSON.stringify(['slave', newMaster?.addr]), 5_000);
+    expect(role).toEqual(['slave', newMaster?.addr]);
     expect(deployment.master().addr).toBe(newMaster?.addr);
     for (const addr of deployment.sentinels) {
       const replicas = ((await on(addr, undefined, 'SENTINEL', 'REPLICAS', 'mymaster')) as Reply[]).map(fields);
