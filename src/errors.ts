@@ -75,19 +75,26 @@ export class CrossSlotError extends RedisConnError {
 }
 
 /**
+ * An error after trying several servers (cluster nodes, sentinels): each
+ * one's error is in `causes` (and a lone one is also the `cause`).
+ */
+export abstract class ManyServersError extends RedisConnError {
+  /** The error of each server tried, in the order tried. */
+  readonly causes: readonly Error[];
+  constructor(message: string, causes: readonly Error[] = []) {
+    super(message, causes.length === 1 ? { cause: causes[0] } : undefined);
+    this.causes = causes;
+  }
+}
+
+/**
  * A cluster could not serve a call: no node answered for the topology (each
  * node's own error is in `causes`), a slot has no reachable owner, or the
  * redirects did not end within `maxRedirects`.
  */
-export class ClusterError extends RedisConnError {
+export class ClusterError extends ManyServersError {
   override readonly name = 'ClusterError';
   readonly code = 'REDIS_CLUSTER';
-  /** The error of each node tried, when several were. */
-  readonly causes: readonly Error[];
-  constructor(message: string, causes: readonly Error[] = [], options?: ErrorOptions) {
-    super(message, options ?? (causes.length === 1 ? { cause: causes[0] } : undefined));
-    this.causes = causes;
-  }
 }
 
 /**
@@ -95,13 +102,7 @@ export class ClusterError extends RedisConnError {
  * error is in `causes`), none knows the master name, or the node named
  * is not a master (a sentinel that lies, or one not yet updated).
  */
-export class SentinelError extends RedisConnError {
+export class SentinelError extends ManyServersError {
   override readonly name = 'SentinelError';
   readonly code = 'REDIS_SENTINEL';
-  /** The error of each sentinel tried, when several were. */
-  readonly causes: readonly Error[];
-  constructor(message: string, causes: readonly Error[] = []) {
-    super(message, causes.length === 1 ? { cause: causes[0] } : undefined);
-    this.causes = causes;
-  }
 }

@@ -3,7 +3,7 @@
  * out, pub/sub, scripts, reply and struct helpers, and our own RESP codec.
  * This module never imports Fastify.
  */
-export { ClusterError, ConnClosedError, CrossSlotError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisConnError, RedisError, SentinelError, TimeoutError } from './errors.js';
+export { ClusterError, ConnClosedError, CrossSlotError, ManyServersError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisConnError, RedisError, SentinelError, TimeoutError } from './errors.js';
 export type { Arg, PrimitiveArg, RedisArgument } from './resp/encode.js';
 export { CommandWriter, encodeCommand } from './resp/encode.js';
 export type { DecoderOptions, Reply } from './resp/decode.js';
