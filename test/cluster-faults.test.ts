@@ -875,7 +875,7 @@ describe('restarted nodes', () => {
     }
   }, 25_000);
 
-  it('a replica killed and restarted: reads fail over to its master meanwhile, the client lists it again', async () => {
+  it('a replica killed and restarted (readFrom replica): its reads fail with typed errors meanwhile, writes do not, the client lists it again', async () => {
     const client = newCluster(cluster.seeds, { readFrom: 'replica', refreshIntervalMs: 300, connectTimeoutMs: 300, readTimeoutMs: 1_000 });
     await cluster.refreshRoles();
     const replica = cluster.replicas().find((node) => node.alive) as TestClusterNode;

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { RedisconnOptions } from '../plugin/index.js';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { Conn } from '../src/conn.js';
 import type { Pool } from '../src/pool.js';
@@ -267,4 +268,21 @@ export function makeCertificates(): TestCertificates {
     otherCa: readFileSync(join(dir, 'other-ca.crt'), 'utf8'),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** What `app.ready()` rejects with for a bad registration (an ErrBadOption, ErrUnreachable, ...). */
+export type ReadyError = Error & { code?: string; statusCode?: number };
+
+/**
+ * Registers the plugin with `options` on a new app (pushed on `apps` for the
+ * suite to close; no flags or env unless given, no metrics) and returns what
+ * `ready()` rejects with; fails the test if it does not reject.
+ */
+export async function readyError(apps: FastifyInstance[], options: RedisconnOptions, lines?: LogLine[]): Promise<ReadyError> {
+  // Loaded here, so suites of the client alone do not load Fastify.
+  const [{ default: Fastify }, { default: redisconn }] = await Promise.all([import('fastify'), import('../plugin/index.js')]);
+  const app = Fastify({ logger: lines === undefined ? false : memoryLogger(lines) });
+  apps.push(app);
+  app.register(redisconn, { argv: [], env: {}, metrics: false, ...options });
+  return (await rejection(Promise.resolve(app.ready()))) as ReadyError;
 }

@@ -13,7 +13,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import redisconn, { Cluster, ErrBadOption, Pool, asInt, dial, getPool, newCluster, optionsFromFlags, slotOf, usePool, type Conn, type RedisconnOptions } from '../plugin/index.js';
 import { freePort, startRedisCluster, type TestClusterNode, type TestRedisCluster } from '../src/testing/index.js';
-import { errorTexts, eventually, guardProcessErrors, rejection, text, useApps } from './helpers.js';
+import { errorTexts, eventually, guardProcessErrors, readyError, text, useApps } from './helpers.js';
 
 guardProcessErrors();
 
@@ -32,7 +32,6 @@ beforeEach(async () => {
   await cluster.flushAll();
 });
 
-type ReadyError = Error & { code?: string; statusCode?: number };
 
 /** An app on the test cluster (no flags or env unless given), not yet ready. */
 function clusterApp(options: RedisconnOptions = {}): FastifyInstance {
@@ -42,12 +41,6 @@ function clusterApp(options: RedisconnOptions = {}): FastifyInstance {
   return app;
 }
 
-async function readyError(options: RedisconnOptions): Promise<ReadyError> {
-  const app = Fastify({ logger: false });
-  apps.push(app);
-  app.register(redisconn, { argv: [], env: {}, metrics: false, ...options });
-  return (await rejection(Promise.resolve(app.ready()))) as ReadyError;
-}
 
 /** Runs one command on `addr` directly (not through the cluster client). */
 async function on(addr: string, cmd: string, ...args: string[]): Promise<unknown> {
@@ -160,7 +153,7 @@ describe('connections on a cluster', () => {
       await Promise.all(apps.splice(0).map((app) => app.close()));
       await mine.close();
     }
-    const error = await readyError({ pool: { get: () => Promise.resolve() } as unknown as Cluster });
+    const error = await readyError(apps, { pool: { get: () => Promise.resolve() } as unknown as Cluster });
     expect(error.message).toBe('redisconn: option pool must be a source of connections (a Pool, a Cluster...), got an object');
   });
 
@@ -327,7 +320,7 @@ describe('cluster options', () => {
       [{ env: { REDIS_ADDR: '127.0.0.1:1', REDIS_CLUSTER: cluster.seeds.join(',') } }, /REDIS_ADDR and REDIS_CLUSTER are both set/],
     ];
     for (const [options, named] of cases) {
-      const error = await readyError(options);
+      const error = await readyError(apps, options);
       expect(error).toBeInstanceOf(ErrBadOption);
       expect(error.code).toBe('FST_REDIS_BAD_OPTION');
       expect(error.message).toMatch(named);
@@ -350,7 +343,7 @@ describe('cluster options', () => {
       [{ argv: ['--redis-cluster', `redis://${cluster.seeds[0]}/8`] }, "--redis-cluster (a URL's db) is 8"],
     ];
     for (const [options, named] of cases) {
-      const error = await readyError(options);
+      const error = await readyError(apps, options);
       expect(error.code, named).toBe('FST_REDIS_BAD_OPTION');
       expect(error.message).toBe(`redisconn: ${named}, but a Redis Cluster has only db 0`);
     }
@@ -375,7 +368,7 @@ describe('cluster options', () => {
       [{ cluster: 'a:1,b:2' as unknown as string[] }, /^redisconn: option cluster must be an array of strings, got a string/],
     ];
     for (const [options, named] of cases) {
-      const error = await readyError(options);
+      const error = await readyError(apps, options);
       expect(error.code, String(named)).toBe('FST_REDIS_BAD_OPTION');
       expect(error.message).toMatch(named);
       for (const shown of errorTexts(error)) expect(shown).not.toContain('s3cret');
@@ -385,7 +378,7 @@ describe('cluster options', () => {
   it('connectOnStart with unreachable seeds fails ready() fast, naming the seeds and each node error', async () => {
     const seeds = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`];
     const started = performance.now();
-    const error = await readyError({ cluster: seeds, connectOnStart: true, connectTimeoutMs: 200 });
+    const error = await readyError(apps, { cluster: seeds, connectOnStart: true, connectTimeoutMs: 200 });
     expect(performance.now() - started).toBeLessThan(1_500);
     expect(error.code).toBe('FST_REDIS_UNREACHABLE');
     expect(error.message).toMatch(new RegExp(`^redisconn: Redis at cluster ${seeds.join(',')} is unreachable: no cluster node answered CLUSTER SLOTS`));

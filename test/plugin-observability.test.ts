@@ -19,7 +19,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import redisconn, { ErrBadOption, RedisError, dial, type Conn, type RedisconnOptions } from '../plugin/index.js';
 import { startRedisCluster, type TestRedisServer } from '../src/testing/index.js';
-import { eventually, guardProcessErrors, memoryLogger, rejection, useApps, useServerWithConn, type LogLine } from './helpers.js';
+import { eventually, guardProcessErrors, type LogLine, memoryLogger, readyError, rejection, useApps, useServerWithConn } from './helpers.js';
 
 guardProcessErrors();
 
@@ -291,14 +291,6 @@ describe('slowCommandMs', () => {
 });
 
 describe('option checks', () => {
-  type BadOptionError = Error & { code?: string };
-
-  async function readyError(options: RedisconnOptions): Promise<BadOptionError> {
-    const app = Fastify({ logger: false });
-    apps.push(app);
-    app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false, ...options });
-    return (await rejection(Promise.resolve(app.ready()))) as BadOptionError;
-  }
 
   it.each([
     [{ slowCommandMs: 0 }, 'slowCommandMs'],
@@ -310,7 +302,7 @@ describe('option checks', () => {
     [{ metrics: { commandDuration: 'yes' as unknown as boolean } }, 'metrics.commandDuration'],
     [{ metrics: { commandDuration: 1 as unknown as boolean } }, 'metrics.commandDuration'],
   ] as [RedisconnOptions, string][])('%j fails ready() naming option %s', async (options, name) => {
-    const err = await readyError(options);
+    const err = await readyError(apps, { addr: server.addr, ...options });
     expect(err).toBeInstanceOf(ErrBadOption);
     expect(err.code).toBe('FST_REDIS_BAD_OPTION');
     expect(err.message).toMatch(new RegExp(`^redisconn: option ${name.replace('.', '\\.')} must be `));

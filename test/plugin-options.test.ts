@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import redisconn, { ErrBadOption, ProtocolError, type Pool, type RedisconnOptions } from '../plugin/index.js';
 import { MAX_TIMEOUT_MS } from '../src/deadline.js';
-import { errorTexts, guardProcessErrors, memoryLogger, rejection, useApps, useServerWithConn, type LogLine } from './helpers.js';
+import { errorTexts, guardProcessErrors, type LogLine, readyError, rejection, useApps, useServerWithConn } from './helpers.js';
 import type { TestRedisServer } from '../src/testing/index.js';
 import type { Conn } from '../src/conn.js';
 
@@ -23,15 +23,7 @@ const apps = useApps();
 
 useServerWithConn((started) => ({ server, conn: raw } = started));
 
-type BadOptionError = Error & { code?: string };
 
-/** Registers with `options` (no flags or env unless given) and returns what `ready()` rejects with. */
-async function readyError(options: RedisconnOptions, lines?: LogLine[]): Promise<BadOptionError> {
-  const app = Fastify({ logger: lines === undefined ? false : memoryLogger(lines) });
-  apps.push(app);
-  app.register(redisconn, { argv: [], env: {}, metrics: false, ...options });
-  return (await rejection(Promise.resolve(app.ready()))) as BadOptionError;
-}
 
 async function readyApp(options: RedisconnOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
@@ -82,7 +74,7 @@ describe('an addr with credentials never shows them', () => {
 
   it.each(cases)('$source $addr', async ({ pw, options, named }) => {
     const lines: LogLine[] = [];
-    const err = await readyError(options, lines);
+    const err = await readyError(apps, options, lines);
     expect(err).toBeInstanceOf(ErrBadOption);
     expect(err.code).toBe('FST_REDIS_BAD_OPTION');
     expect(err.message).toMatch(named);
@@ -90,13 +82,13 @@ describe('an addr with credentials never shows them', () => {
   });
 
   it('the report: redis://app:WRONG-s3cr3t-pw/x@host:6379 shows as redis://***@host:6379', async () => {
-    const err = await readyError({ addr: 'redis://app:WRONG-s3cr3t-pw/x@host:6379' });
+    const err = await readyError(apps, { addr: 'redis://app:WRONG-s3cr3t-pw/x@host:6379' });
     expect(err.message).toContain('"redis://***@host:6379"');
     expect(err.message).not.toMatch(/WRONG|s3cr3t|pw\/x/);
   });
 
   it('a password outside a URL is refused, not dialed as part of the host', async () => {
-    const err = await readyError({ addr: 'Zp4s5w0rdQ@127.0.0.1:6379' });
+    const err = await readyError(apps, { addr: 'Zp4s5w0rdQ@127.0.0.1:6379' });
     expect(err.message).toBe('redisconn: option addr is invalid: "***@127.0.0.1:6379": a user name or password needs a URL, e.g. redis://user:password@host:6379');
   });
 });
@@ -109,7 +101,7 @@ describe('where a bad addr came from', () => {
     [{ env: { REDIS_ADDR: 'h:1:2' } }, 'REDIS_ADDR'],
     [{ env: { REDIS_ADDR: 'redis://h/x' } }, 'REDIS_ADDR'],
   ] as [RedisconnOptions, string][])('%j names %s and nothing else', async (options, source) => {
-    const err = await readyError(options);
+    const err = await readyError(apps, options);
     expect(err.message.startsWith(`redisconn: ${source} is invalid: `)).toBe(true);
     for (const other of ['option addr', '--redis-addr', 'REDIS_ADDR'].filter((name) => name !== source)) expect(err.message).not.toContain(other);
   });
@@ -123,7 +115,7 @@ describe('where a bad addr came from', () => {
     ['[::1]:70000', 'port 70000 out of range'],
   ])('%s: "%s", through the option, the flag and the variable', async (addr, says) => {
     for (const options of [{ addr }, { argv: ['--redis-addr', addr] }, { env: { REDIS_ADDR: addr } }]) {
-      expect((await readyError(options)).message).toContain(says);
+      expect((await readyError(apps, options)).message).toContain(says);
     }
   });
 });
@@ -167,20 +159,20 @@ describe('the option table', () => {
     [{ admin: { authorize: () => true, prefix: 7 as unknown as string } }, 'admin.prefix'],
     [{ argv: 'node app' as unknown as string[] }, 'argv'],
   ] as [RedisconnOptions, string][])('%j fails ready() naming option %s', async (options, name) => {
-    const err = await readyError({ addr: server.addr, ...options });
+    const err = await readyError(apps, { addr: server.addr, ...options });
     expect(err).toBeInstanceOf(ErrBadOption);
     expect(err.code).toBe('FST_REDIS_BAD_OPTION');
     expect(err.message).toMatch(new RegExp(`^redisconn: option ${name.replace('.', '\\.')} must be `));
   });
 
   it('a timeout out of range says the rule and keeps the RangeError as its cause', async () => {
-    const err = await readyError({ addr: server.addr, metrics: { intervalMs: 3e9 } });
+    const err = await readyError(apps, { addr: server.addr, metrics: { intervalMs: 3e9 } });
     expect(err.message).toBe(`redisconn: option metrics.intervalMs must be a positive number of ms no greater than ${MAX_TIMEOUT_MS}, got 3000000000`);
     expect(err.cause).toBeInstanceOf(RangeError);
   });
 
   it('a password of the wrong type is not echoed', async () => {
-    const err = await readyError({ addr: server.addr, password: ['Zq8-hidden-pw'] as unknown as string });
+    const err = await readyError(apps, { addr: server.addr, password: ['Zq8-hidden-pw'] as unknown as string });
     expect(err.message).toBe('redisconn: option password must be a string, got an array');
   });
 

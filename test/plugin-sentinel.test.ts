@@ -14,7 +14,7 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import redisconn, { ErrBadOption, Pool, SentinelPool, dial, getPool, optionsFromFlags, type Conn, type RedisconnOptions } from '../plugin/index.js';
 import { startRedisSentinel, startRedisServer, type TestRedisSentinel } from '../src/testing/index.js';
-import { errorTexts, guardProcessErrors, lent, rejection, sleep, text, useApps } from './helpers.js';
+import { errorTexts, guardProcessErrors, lent, readyError, type ReadyError, rejection, sleep, text, useApps } from './helpers.js';
 
 guardProcessErrors();
 
@@ -29,7 +29,6 @@ afterAll(async () => {
   await deployment?.stop();
 });
 
-type ReadyError = Error & { code?: string; statusCode?: number };
 
 /** The plugin's sentinel option for the test deployment. */
 function sentinelOption(overrides: Partial<NonNullable<RedisconnOptions['sentinel']>> = {}): NonNullable<RedisconnOptions['sentinel']> {
@@ -44,12 +43,6 @@ function sentinelApp(options: RedisconnOptions = {}): FastifyInstance {
   return app;
 }
 
-async function readyError(options: RedisconnOptions): Promise<ReadyError> {
-  const app = Fastify({ logger: false });
-  apps.push(app);
-  app.register(redisconn, { argv: [], env: {}, metrics: false, ...options });
-  return (await rejection(Promise.resolve(app.ready()))) as ReadyError;
-}
 
 /** Runs one command on `addr` directly (not through the plugin). */
 async function on(addr: string, db: number, cmd: string, ...args: string[]): Promise<unknown> {
@@ -159,7 +152,7 @@ describe('a master name no sentinel knows', () => {
 
   it('connectOnStart fails ready() promptly, naming the master name and the sentinels', async () => {
     const started = performance.now();
-    const error = await readyError({ sentinel: sentinelOption({ masterName: 'no-such-master' }), connectOnStart: true, connectTimeoutMs: 1_000 });
+    const error = await readyError(apps, { sentinel: sentinelOption({ masterName: 'no-such-master' }), connectOnStart: true, connectTimeoutMs: 1_000 });
     expect(performance.now() - started).toBeLessThan(1_500);
     expect(error.code).toBe('FST_REDIS_UNREACHABLE');
     expect(error.message).toBe(
@@ -246,7 +239,7 @@ describe('sentinel options', () => {
       [{ env: { REDIS_ADDR: '127.0.0.1:1', REDIS_SENTINEL: list, REDIS_MASTER_NAME: 'mymaster' } }, /^redisconn: REDIS_ADDR and REDIS_SENTINEL are both set/],
     ];
     for (const [options, named] of cases) {
-      const error = await readyError(options);
+      const error = await readyError(apps, options);
       expect(error, String(named)).toBeInstanceOf(ErrBadOption);
       expect(error.code).toBe('FST_REDIS_BAD_OPTION');
       expect(error.message).toMatch(named);
@@ -274,7 +267,7 @@ describe('sentinel options', () => {
       [{ sentinel: 'a:1' as unknown as RedisconnOptions['sentinel'] }, /^redisconn: option sentinel must be an object, got a string$/],
     ];
     for (const [options, named] of cases) {
-      const error = await readyError(options);
+      const error = await readyError(apps, options);
       expect(error.code, String(named)).toBe('FST_REDIS_BAD_OPTION');
       expect(error.message).toMatch(named);
       for (const shown of errorTexts(error)) expect(shown).not.toContain('s3cret');

@@ -8,7 +8,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Conn } from '../src/conn.js';
 import { dial, type DialOptions } from '../src/dial.js';
 import { ConnClosedError, TimeoutError } from '../src/errors.js';
