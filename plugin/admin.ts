@@ -20,8 +20,9 @@ interface FlushAllBody {
   async?: boolean;
 }
 
+/** Who called, for the audit lines (request.log already binds `reqId`: not repeated here). */
 function caller(request: FastifyRequest): Record<string, unknown> {
-  return { ip: request.ip, userAgent: request.headers['user-agent'], reqId: request.id };
+  return { ip: request.ip, userAgent: request.headers['user-agent'] };
 }
 
 /** True when `authorize` accepts the request; one that throws denies (and is logged). */

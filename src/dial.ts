@@ -1,58 +1,68 @@
 /**
- * dial / dialURL: open a socket (TCP, TLS or unix), then run the handshake:
- * AUTH (if a password is set), CLIENT SETNAME (if a name is set), SELECT (if
- * db != 0) — or `HELLO 3 [AUTH] [SETNAME]` then SELECT with `protocol: 3`.
- * Any failure closes the socket and rejects; nothing is left open.
+ * dial / dialURL: open a socket (TCP, TLS or unix), then run the handshake
+ * as one pipeline: AUTH (if a password is set), CLIENT SETNAME (if a name is
+ * set), SELECT (if db != 0), READONLY (if asked) — or `HELLO 3 [AUTH]
+ * [SETNAME]` in place of AUTH and SETNAME with `protocol: 3`. One deadline,
+ * `connectTimeoutMs`, bounds connect and handshake together. Any failure
+ * closes the socket and rejects; nothing is left open. A step the server
+ * refuses is a configuration error: HandshakeError names the step and the
+ * option to check.
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { checkOptionalTimeoutMs } from './deadline.js';
-import { ConnClosedError, RedisError, TimeoutError } from './errors.js';
+import { checkOptionalTimeoutMs, withinDeadline } from './deadline.js';
+import { ConnClosedError, HandshakeError, RedisError, type HandshakeCommand } from './errors.js';
 import { newConn, type Conn, type NetConn } from './conn.js';
 import { connectChannel, type ConnectTraceContext } from './diagnostics.js';
 
 /** Options of {@link dial} and {@link dialURL}. */
 export interface DialOptions {
   /** Database selected after connecting. Default 0 (no SELECT sent). */
-  db?: number;
+  db?: number | undefined;
   /** ACL user name; sent with AUTH only when a password is given too. */
-  username?: string;
+  username?: string | undefined;
   /** Password; when set (and not empty) AUTH is sent first. */
-  password?: string;
+  password?: string | undefined;
   /** Sent as CLIENT SETNAME (visible in CLIENT LIST). */
-  clientName?: string;
+  clientName?: string | undefined;
   /**
    * Sends READONLY in the handshake pipeline (no extra round trip): the
    * connection may read from a Redis Cluster replica. Default false.
    */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
   /** TLS: true for defaults (certificate verification on), or Node TLS options. */
-  tls?: boolean | tls.ConnectionOptions;
-  /** Deadline for TCP/TLS connect and the handshake. Default 10 000 ms. */
-  connectTimeoutMs?: number;
+  tls?: boolean | tls.ConnectionOptions | undefined;
+  /**
+   * Deadline for TCP/TLS connect and the handshake together (not each of
+   * them): past it the dial rejects with TimeoutError. Default 10 000 ms.
+   */
+  connectTimeoutMs?: number | undefined;
   /**
    * Deadline for each owed reply to arrive whole, from the moment it is the
    * one awaited (see `ConnOptions.readTimeoutMs`); trickling bytes do not
    * extend it. 0 = none. Default 0.
    */
-  readTimeoutMs?: number;
+  readTimeoutMs?: number | undefined;
   /** Deadline for a backed-up write to drain. 0 = none. Default 0. */
-  writeTimeoutMs?: number;
+  writeTimeoutMs?: number | undefined;
   /** TCP keep-alive initial delay; 0 disables keep-alive. Default 300 000 ms. */
-  keepAliveMs?: number;
+  keepAliveMs?: number | undefined;
   /** RESP version: 2 (default) or 3 (sends HELLO 3). */
-  protocol?: 2 | 3;
+  protocol?: 2 | 3 | undefined;
   /** Return bulk strings as UTF-8 strings instead of Buffers. Default false. */
-  decodeStrings?: boolean;
+  decodeStrings?: boolean | undefined;
   /**
    * Largest reply accepted, in bytes on the wire, aggregates included (every
    * element of an array counts). A larger one breaks the connection with
    * ProtocolError, so a broken or hostile server cannot make the client
    * allocate without bound. Default 512 MiB (Redis's own bulk limit).
    */
-  maxReplyBytes?: number;
-  /** Aborts the dial (socket destroyed, rejects with the signal's reason). */
-  signal?: AbortSignal;
+  maxReplyBytes?: number | undefined;
+  /**
+   * Aborts the dial (socket closed, rejects with the signal's reason). Only
+   * the dial: aborting after it resolved does not touch the connection.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 /** Where to connect: a TCP host/port or a unix socket path. */
@@ -119,10 +129,12 @@ function socketErrorText(err: Error): string {
   return typeof syscall === 'string' && typeof code === 'string' ? `${syscall} ${code}` : err.message;
 }
 
-/** Opens the socket; rejects with an error naming the address. */
-function connectSocket(endpoint: Endpoint, options: DialOptions, name: string): Promise<net.Socket> {
-  const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const signal = options.signal;
+/**
+ * Opens the socket; rejects with an error naming the address. No deadline
+ * of its own: `cancelled` (the dial's deadline or signal) destroys the
+ * socket and rejects with its reason.
+ */
+function connectSocket(endpoint: Endpoint, options: DialOptions, name: string, cancelled: AbortSignal): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
     const useTls = options.tls !== undefined && options.tls !== false;
@@ -134,10 +146,9 @@ function connectSocket(endpoint: Endpoint, options: DialOptions, name: string): 
       socket = endpoint.path !== undefined ? net.connect(endpoint.path) : net.connect(endpoint.port, endpoint.host);
     }
     const cleanup = (): void => {
-      clearTimeout(timer);
       socket.removeListener('error', onError);
       socket.removeListener(useTls ? 'secureConnect' : 'connect', onConnect);
-      signal?.removeEventListener('abort', onAbort);
+      cancelled.removeEventListener('abort', onCancel);
     };
     const failWith = (err: unknown): void => {
       cleanup();
@@ -145,40 +156,64 @@ function connectSocket(endpoint: Endpoint, options: DialOptions, name: string): 
       reject(err);
     };
     const onError = (err: Error): void => failWith(new ConnClosedError(`redisconn: dial ${name}: ${socketErrorText(err)}`, { cause: err }));
-    const onAbort = (): void => failWith(signal?.reason);
+    const onCancel = (): void => failWith(cancelled.reason);
     const onConnect = (): void => {
       cleanup();
       resolve(socket);
     };
-    const timer = setTimeout(() => failWith(new TimeoutError(`redisconn: dial ${name}: connect timed out after ${timeoutMs} ms`)), timeoutMs);
     socket.once('error', onError);
     socket.once(useTls ? 'secureConnect' : 'connect', onConnect);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    cancelled.addEventListener('abort', onCancel, { once: true });
   });
 }
 
-/** Sends the handshake as one pipeline; rejects with the first error reply. */
-async function handshake(conn: Conn, options: DialOptions): Promise<void> {
+/** A handshake step as sent: the name HandshakeError gives it, and how its message shows it. */
+interface Step {
+  command: HandshakeCommand;
+  /** The command as shown in the message: never a password or a user name. */
+  shown: string;
+}
+
+/**
+ * Sends the handshake as one pipeline; rejects with a HandshakeError for
+ * the first step the server refused (replies come in the order sent).
+ */
+async function handshake(conn: Conn, options: DialOptions, name: string): Promise<void> {
   const password = options.password ?? '';
   const username = options.username ?? '';
   const db = options.db ?? 0;
+  const steps: Step[] = [];
   if (options.protocol === 3) {
     const args: string[] = ['3'];
     if (password !== '') args.push('AUTH', username === '' ? 'default' : username, password);
     if (options.clientName) args.push('SETNAME', options.clientName);
     conn.send('HELLO', ...args);
+    steps.push({ command: 'HELLO', shown: 'HELLO 3' });
   } else {
     if (password !== '') {
       if (username !== '') conn.send('AUTH', username, password);
       else conn.send('AUTH', password);
+      steps.push({ command: 'AUTH', shown: 'AUTH' });
     }
-    if (options.clientName) conn.send('CLIENT', 'SETNAME', options.clientName);
+    if (options.clientName) {
+      conn.send('CLIENT', 'SETNAME', options.clientName);
+      steps.push({ command: 'CLIENT SETNAME', shown: 'CLIENT SETNAME' });
+    }
   }
-  if (db !== 0) conn.send('SELECT', db);
-  if (options.readOnly === true) conn.send('READONLY');
+  if (db !== 0) {
+    conn.send('SELECT', db);
+    steps.push({ command: 'SELECT', shown: `SELECT ${db}` });
+  }
+  if (options.readOnly === true) {
+    conn.send('READONLY');
+    steps.push({ command: 'READONLY', shown: 'READONLY' });
+  }
   const replies = (await conn.do('')) as unknown[];
-  const failed = replies.find((reply) => reply instanceof RedisError);
-  if (failed !== undefined) throw failed;
+  for (let i = 0; i < replies.length; i++) {
+    const reply = replies[i];
+    const step = steps[i];
+    if (reply instanceof RedisError && step !== undefined) throw new HandshakeError(name, step.command, step.shown, reply);
+  }
   if (options.protocol === 3) (conn as NetConn).protocol = 3;
 }
 
@@ -227,13 +262,48 @@ function tracedDial(endpoint: Endpoint, options: DialOptions): Promise<Conn> {
   );
 }
 
-async function connectEndpoint(endpoint: Endpoint, options: DialOptions = {}): Promise<Conn> {
-  checkOptions(options);
-  if (options.signal?.aborted) throw options.signal.reason;
+/** True when the dial sends anything after connecting. */
+function needsHandshake(options: DialOptions): boolean {
+  return (options.password ?? '') !== '' || !!options.clientName || (options.db ?? 0) !== 0 || options.protocol === 3 || options.readOnly === true;
+}
+
+/**
+ * Connect and handshake under one deadline (`connectTimeoutMs`) and the
+ * caller's signal: whichever ends the dial first also cancels the step
+ * still running, so the socket is closed and nothing is left open.
+ */
+function connectEndpoint(endpoint: Endpoint, options: DialOptions = {}): Promise<Conn> {
+  try {
+    checkOptions(options);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (options.signal?.aborted) return Promise.reject(options.signal.reason);
   const name = describeEndpoint(endpoint);
-  // connectTimeoutMs bounds connect and handshake together, not each of them.
-  const started = performance.now();
-  const socket = await connectSocket(endpoint, options, name);
+  const handshaking = needsHandshake(options);
+  const cancel = new AbortController();
+  return withinDeadline(
+    open(endpoint, options, name, handshaking, cancel.signal),
+    `dial ${name}: ${handshaking ? 'connect and handshake' : 'connect'}`,
+    options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    options.signal,
+    { onGiveUp: (err) => cancel.abort(err), onLate: closeLate },
+  );
+}
+
+/** A connection whose dial was given up just as it completed. */
+function closeLate(conn: Conn): void {
+  void conn.close();
+}
+
+/** Connects, then runs the handshake (if any); `cancelled` stops either step and closes the socket. */
+async function open(endpoint: Endpoint, options: DialOptions, name: string, handshaking: boolean, cancelled: AbortSignal): Promise<Conn> {
+  const socket = await connectSocket(endpoint, options, name, cancelled);
+  // Given up between the connect and this continuation: no listener would hear it any more.
+  if (cancelled.aborted) {
+    socket.destroy();
+    throw cancelled.reason;
+  }
   socket.setNoDelay(true);
   const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
   if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs);
@@ -247,39 +317,29 @@ async function connectEndpoint(endpoint: Endpoint, options: DialOptions = {}): P
     port: endpoint.port,
     db: options.db ?? 0,
   }) as NetConn;
-  const needsHandshake = (options.password ?? '') !== '' || !!options.clientName || (options.db ?? 0) !== 0 || options.protocol === 3 || options.readOnly === true;
-  if (!needsHandshake) return conn;
+  if (!handshaking) return conn;
   // The handshake is part of the dial's trace (redisconn:connect), not commands of the connection.
   conn.traceCommands = false;
-  const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const left = Math.max(0, timeoutMs - (performance.now() - started));
-  let timer: NodeJS.Timeout | undefined;
-  const onAbort = (): void => void conn.close();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const onCancel = (): void => void conn.close();
+  cancelled.addEventListener('abort', onCancel, { once: true });
   try {
-    await Promise.race([
-      handshake(conn, options),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TimeoutError(`redisconn: dial ${name}: connect and handshake took longer than ${timeoutMs} ms`)), left);
-      }),
-    ]);
-    conn.traceCommands = true;
-    return conn;
+    await handshake(conn, options, name);
   } catch (err) {
     await conn.close();
-    if (options.signal?.aborted) throw options.signal.reason;
     throw err;
   } finally {
-    clearTimeout(timer);
-    options.signal?.removeEventListener('abort', onAbort);
+    cancelled.removeEventListener('abort', onCancel);
   }
+  conn.traceCommands = true;
+  return conn;
 }
 
 /**
  * Connects to `address` (`host:port`, `[ipv6]:port`, or a unix socket path)
  * and runs the handshake. Rejects with an error naming the address when the
- * connection is refused, the name does not resolve, or the deadline passes;
- * with the server's error reply when AUTH/SETNAME/SELECT fail.
+ * connection is refused, the name does not resolve, or `connectTimeoutMs`
+ * passes (TimeoutError); with {@link HandshakeError} when the server refuses
+ * a handshake step (AUTH, HELLO, CLIENT SETNAME, SELECT, READONLY).
  */
 export function dial(address: string, options: DialOptions = {}): Promise<Conn> {
   let endpoint: Endpoint;

@@ -15,7 +15,7 @@ export abstract class RedisConnError extends Error {
  * the connection stays usable.
  */
 export class RedisError extends RedisConnError {
-  override readonly name = 'RedisError';
+  override readonly name: string = 'RedisError';
   readonly code: string;
   constructor(message: string) {
     const space = message.indexOf(' ');
@@ -30,6 +30,62 @@ export class RedisError extends RedisConnError {
  * gets one to the user (a cluster follows them), so it met a cluster node.
  */
 const CLUSTER_HINT = ' (this server is a Redis Cluster node: use newCluster() or the plugin\'s cluster option, which follow redirects)';
+
+/** A step of the dial handshake, as {@link HandshakeError} names it. */
+export type HandshakeCommand = 'AUTH' | 'HELLO' | 'CLIENT SETNAME' | 'SELECT' | 'READONLY';
+
+/**
+ * The server refused a step of the dial handshake: a configuration error (a
+ * wrong password, a db the server lacks, a protocol it does not speak), not
+ * an error of any request. Every later dial with the same options fails the
+ * same way, so retrying does not help; the input must change.
+ *
+ * Still a {@link RedisError}, and `code` stays the server's own (`WRONGPASS`,
+ * `NOAUTH`, `NOPROTO`, ...), except that the generic `ERR` becomes the
+ * stable `REDIS_HANDSHAKE` (SELECT 99 → "ERR DB index is out of range").
+ * `command` is the step refused and `serverMessage` the server's text. The
+ * message names the address, the step and the option to check, e.g.
+ * `redisconn: dial 127.0.0.1:6379: SELECT 99 refused: ERR DB index is out
+ * of range (check the db option)`; it never shows a password or user name.
+ */
+export class HandshakeError extends RedisError {
+  override readonly name: string = 'HandshakeError';
+  override readonly code: string;
+  /** The handshake step the server refused. */
+  readonly command: HandshakeCommand;
+  /** The server's error reply, as it said it (`ERR DB index is out of range`). */
+  readonly serverMessage: string;
+
+  /**
+   * `address` is the endpoint dialed, `shown` the step as the message shows
+   * it (`SELECT 99`, `AUTH`: never credentials), `reply` the server's error.
+   */
+  constructor(address: string, command: HandshakeCommand, shown: string, reply: RedisError) {
+    super(`redisconn: dial ${address}: ${shown} refused: ${reply.message} (check ${optionsToCheck(command, reply.code)})`);
+    this.code = reply.code === 'ERR' ? 'REDIS_HANDSHAKE' : reply.code;
+    this.command = command;
+    this.serverMessage = reply.message;
+  }
+}
+
+/** The dial options behind a refused handshake step, as the message names them. */
+function optionsToCheck(command: HandshakeCommand, code: string): string {
+  switch (command) {
+    case 'AUTH':
+      return 'the password and username options';
+    case 'CLIENT SETNAME':
+      return 'the clientName option';
+    case 'SELECT':
+      return 'the db option';
+    case 'READONLY':
+      return 'the readOnly option';
+    case 'HELLO':
+      // HELLO carries the protocol version, AUTH and SETNAME at once.
+      if (code === 'NOPROTO') return 'the protocol option';
+      if (code === 'WRONGPASS' || code === 'NOAUTH') return 'the password and username options';
+      return 'the protocol, password, username and clientName options';
+  }
+}
 
 /** The bytes on the wire are not valid RESP. Fatal for the connection. */
 export class ProtocolError extends RedisConnError {

@@ -3,12 +3,14 @@
  * out, pub/sub, scripts, reply and struct helpers, and our own RESP codec.
  * This module never imports Fastify.
  */
-export { ClusterError, ConnClosedError, CrossSlotError, ManyServersError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisConnError, RedisError, SentinelError, TimeoutError } from './errors.js';
+export type { HandshakeCommand } from './errors.js';
+export { ClusterError, ConnClosedError, CrossSlotError, HandshakeError, ManyServersError, PoolClosedError, PoolExhaustedError, ProtocolError, RedisConnError, RedisError, SentinelError, TimeoutError } from './errors.js';
 export type { Arg, PrimitiveArg, RedisArgument } from './resp/encode.js';
 export { CommandWriter, encodeCommand } from './resp/encode.js';
 export type { DecoderOptions, Reply } from './resp/decode.js';
 export { Decoder, NEED_MORE } from './resp/decode.js';
-export { MAX_TIMEOUT_MS, checkTimeoutMs } from './deadline.js';
+export type { DeadlineHooks } from './deadline.js';
+export { MAX_TIMEOUT_MS, checkTimeoutMs, withinDeadline } from './deadline.js';
 export type { Conn, ConnOptions } from './conn.js';
 export type { CommandTraceContext, ConnectTraceContext, ConnectionKind, PoolGetTraceContext } from './diagnostics.js';
 export { commandChannel, connectChannel, poolGetChannel } from './diagnostics.js';

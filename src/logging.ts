@@ -16,13 +16,13 @@ export type LoggingConnLogger = Pick<BaseLogger, 'debug' | 'level'>;
 /** Options of {@link newLoggingConn}. */
 export interface LoggingConnOptions {
   /** Added to every entry as `conn`, to tell connections apart. */
-  name?: string;
+  name?: string | undefined;
   /**
    * Decides which commands are logged: return false to skip one (its reply,
    * if read later by `receive`, is still logged). Sees the arguments before
    * redaction; must not throw. Default: log everything.
    */
-  filter?: (cmd: string, args: readonly Arg[]) => boolean;
+  filter?: ((cmd: string, args: readonly Arg[]) => boolean) | undefined;
 }
 
 /** Longest string or byte string logged in full; longer ones are cut. */

@@ -7,8 +7,8 @@
  * `maxActive` reached, `get()` either fails at once (`wait: false`) or queues
  * in FIFO order; each freed connection or slot goes to the oldest waiter.
  */
-import { checkTimeoutMs, formatMs, msLeft } from './deadline.js';
-import { PoolClosedError, PoolExhaustedError, TimeoutError } from './errors.js';
+import { checkTimeoutMs, Deadline, msLeft, withinDeadline } from './deadline.js';
+import { PoolClosedError, PoolExhaustedError } from './errors.js';
 import { setConnectionKind, type Conn } from './conn.js';
 import { poolGetChannel, type ConnectionKind, type PoolGetTraceContext } from './diagnostics.js';
 import { dial, type DialOptions } from './dial.js';
@@ -31,33 +31,33 @@ export interface PoolOptions {
    * last returned (the pool's clock). Throw (or reject) to have that
    * connection closed and the next one tried. Default: no check.
    */
-  testOnBorrow?: (conn: Conn, lastUsedMs: number) => void | Promise<void>;
+  testOnBorrow?: ((conn: Conn, lastUsedMs: number) => void | Promise<void>) | undefined;
   /** Idle connections kept; extra returned ones are closed. Default 16. */
-  maxIdle?: number;
+  maxIdle?: number | undefined;
   /** Connections open at once (idle + in use + dialing); 0 = unlimited. Default 128. */
-  maxActive?: number;
+  maxActive?: number | undefined;
   /** Idle connections older than this are closed; 0 = never. Default 300 000 ms. */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /** With `maxActive` reached: true → wait in line, false → PoolExhaustedError. Default true. */
-  wait?: boolean;
+  wait?: boolean | undefined;
   /** Connections older than this are closed instead of lent; 0 = no limit. Default 0. */
-  maxConnLifetimeMs?: number;
+  maxConnLifetimeMs?: number | undefined;
   /**
    * Deadline for resetting a returned connection (DISCARD, UNSUBSCRIBE...)
    * and for the replies still owed on it; past it the connection is closed
    * instead of reused. Must be positive (a return is always bounded). Default 5 000 ms.
    */
-  resetTimeoutMs?: number;
+  resetTimeoutMs?: number | undefined;
   /** The clock, for tests. Default `Date.now`. */
-  now?: () => number;
+  now?: (() => number) | undefined;
 }
 
 /** Options of {@link Pool.get}. */
 export interface GetOptions {
   /** Abandons the get (waiting, dialing, or in testOnBorrow); rejects with the signal's reason. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Deadline for the whole get; rejects with TimeoutError. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** A snapshot of a pool's counters (redigo's PoolStats plus dial counts). */
@@ -212,7 +212,8 @@ export class Pool implements ConnSource {
     let deadline = NO_DEADLINE;
     if (options.timeoutMs !== undefined || options.signal !== undefined) {
       try {
-        deadline = new Deadline(options.timeoutMs, options.signal);
+        if (options.timeoutMs !== undefined) checkTimeoutMs('get timeoutMs', options.timeoutMs);
+        deadline = new Deadline(GET_WHAT, options.timeoutMs, options.signal);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -342,9 +343,9 @@ export class Pool implements ConnSource {
   }
 
   /**
-   * @internal Package-internal.
    * Dials the shared connection (SharedConnHost). It shows in the stats as
-   * one in use but sits outside maxActive: it never waits for, nor takes, a slot.
+   * one in use but sits outside maxActive: it never waits for, nor takes, a
+   * slot. (package-internal) @internal
    */
   dialShared(): Promise<Conn> {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: pool is closed'));
@@ -532,7 +533,7 @@ export class Pool implements ConnSource {
     if (typeof verdict === 'boolean') return verdict;
     const signal = deadline.signal();
     if (signal === undefined) return verdict;
-    return raceAbort(verdict, signal, (ok) => this.checkedLate(entry, ok));
+    return withinDeadline(verdict, GET_WHAT, undefined, signal, { onLate: (ok) => this.checkedLate(entry, ok) });
   }
 
   /**
@@ -625,7 +626,7 @@ export class Pool implements ConnSource {
       },
     );
     if (signal === undefined) return settled;
-    return raceAbort(settled, signal, (conn) => this.giveBack(conn, this.now(), true));
+    return withinDeadline(settled, GET_WHAT, undefined, signal, { onLate: (conn) => this.giveBack(conn, this.now(), true) });
   }
 }
 
@@ -646,99 +647,19 @@ function count(name: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
-/**
- * `timeoutMs` and the caller's signal combined into one signal for a get,
- * made only when the get has to wait; `disarm()` when the get settles so
- * nothing outlives it. (Not `AbortSignal.any`: on Node 20 a long-lived caller
- * signal keeps every combined signal made from it.)
- */
-class Deadline {
-  private controller: AbortController | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private readonly startedAt: number;
-
-  constructor(
-    private readonly timeoutMs: number | undefined,
-    readonly outer: AbortSignal | undefined,
-  ) {
-    if (timeoutMs !== undefined) checkTimeoutMs('get timeoutMs', timeoutMs);
-    this.startedAt = timeoutMs === undefined ? 0 : performance.now();
-  }
-
-  /**
-   * The signal to wait under: the caller's alone without `timeoutMs`; else,
-   * made on first use, one that aborts at the deadline (measured from the
-   * start of the get) or with the caller's signal.
-   */
-  signal(): AbortSignal | undefined {
-    if (this.timeoutMs === undefined) return this.outer;
-    if (this.controller !== null) return this.controller.signal;
-    const controller = new AbortController();
-    this.controller = controller;
-    const left = Math.max(0, this.timeoutMs - (performance.now() - this.startedAt));
-    this.timer = setTimeout(expire, left, controller, this.timeoutMs);
-    this.timer.unref();
-    if (this.outer?.aborted) controller.abort(this.outer.reason);
-    else this.outer?.addEventListener('abort', this);
-    return controller.signal;
-  }
-
-  /** The caller's signal aborted (an object listener: no closure per get). */
-  handleEvent(): void {
-    this.controller?.abort(this.outer?.reason);
-  }
-
-  disarm(): void {
-    if (this.controller === null) return;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.outer?.removeEventListener('abort', this);
-  }
-}
+/** What a get's deadline names when it passes. */
+const GET_WHAT = 'waiting for a connection from the pool';
 
 /** The deadline of a get with neither `timeoutMs` nor a signal: stateless, so shared. */
-const NO_DEADLINE = new Deadline(undefined, undefined);
-
-function expire(controller: AbortController, timeoutMs: number): void {
-  controller.abort(new TimeoutError(`redisconn: no connection from the pool within ${formatMs(timeoutMs)} ms`));
-}
-
-/**
- * Resolves like `work`, or rejects with the signal's reason if it aborts
- * first; a value (connection, check result) that arrives after that is
- * passed to `late`.
- */
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal, late: (value: T) => void): Promise<T> {
-  if (signal.aborted) {
-    work.then(late, () => {});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise((resolve, reject) => {
-    let abandoned = false;
-    const onAbort = (): void => {
-      abandoned = true;
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        if (abandoned) late(value);
-        else resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
+const NO_DEADLINE = new Deadline(GET_WHAT, undefined, undefined);
 
 /**
  * A pool for `addr` (`host:port`, a unix socket path, or a redis:// URL) and
  * `db`, with LUCI's defaults: maxIdle 64, maxActive 512, idle timeout 3 min,
  * wait true, PING on borrow when idle over 1 min, connect/read/write timeouts
- * of 5 s. `overrides` adjust pool and dial options; `db` and `overrides` win
- * over what a URL says.
+ * of 5 s. `overrides` adjust pool and dial options. `db` (0 when omitted)
+ * and `overrides` win over what a URL says, so a URL's `/N` never selects
+ * the database: pass N as `db`.
  */
 export function newPool(addr: string, db = 0, overrides: Partial<PoolOptions> & DialOptions = {}): Pool {
   return newPoolDialing((options) => (addr.includes('://') ? dialURL(addr, options) : dial(addr, options)), db, overrides);
@@ -750,7 +671,9 @@ export function newPool(addr: string, db = 0, overrides: Partial<PoolOptions> & 
  */
 export function newPoolDialing(connect: (options: DialOptions) => Promise<Conn>, db: number, overrides: Partial<PoolOptions> & DialOptions): Pool {
   const { dial: dialOverride, testOnBorrow, maxIdle, maxActive, idleTimeoutMs, wait, maxConnLifetimeMs, resetTimeoutMs, now, ...dialOptions } = overrides;
-  const options: DialOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 5_000, writeTimeoutMs: 5_000, db, ...dialOptions };
+  // An option given as undefined means its default, so it must not overwrite one here.
+  const given = Object.fromEntries(Object.entries(dialOptions).filter(([, value]) => value !== undefined)) as DialOptions;
+  const options: DialOptions = { connectTimeoutMs: 5_000, readTimeoutMs: 5_000, writeTimeoutMs: 5_000, db, ...given };
   const clock = now ?? Date.now;
   const pool = new Pool({
     dial: dialOverride ?? (() => connect(options)),

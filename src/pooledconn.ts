@@ -20,7 +20,11 @@ import type { Conn } from './conn.js';
 import type { Reply } from './resp/decode.js';
 import type { Arg } from './resp/encode.js';
 
-/** What a borrowed connection needs from its pool: take the connection back. */
+/**
+ * What a PooledConn needs from the pool that lent it (the pool provides it,
+ * the PooledConn calls it): to take the connection back, and the deadline
+ * for resetting it first.
+ */
 export interface ConnReturner {
   /** Takes back `conn` (born at `createdAt`); `reusable` false closes it. */
   giveBack(conn: Conn, createdAt: number, reusable: boolean): void;

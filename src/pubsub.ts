@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { SUBSCRIPTION_KINDS, type SubscriptionKind } from './commands.js';
 import type { Conn } from './conn.js';
-import { checkTimeoutMs, formatMs } from './deadline.js';
+import { checkTimeoutMs, formatMs, withinDeadline } from './deadline.js';
 import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from './errors.js';
 import { Fifo } from './fifo.js';
 import type { Reply } from './resp/decode.js';
@@ -86,28 +86,16 @@ export interface PubSubOptions {
    * replies: a single reply taking longer than this plus the pong deadline
    * to arrive fails the wait.
    */
-  healthCheckMs?: number;
+  healthCheckMs?: number | undefined;
 }
 
 /** The default {@link PubSubOptions.healthCheckMs}. */
 const DEFAULT_HEALTH_CHECK_MS = 30_000;
 
-/** A `receive` call waiting for its notification. */
+/** A `receive` call waiting for its notification (its deadline, if any, is withinDeadline's). */
 interface Waiter {
   resolve(notification: PubSubNotification): void;
   reject(err: unknown): void;
-  /** Clears its deadline and signal listener; null when it has neither. */
-  disarm: (() => void) | null;
-}
-
-function fulfil(waiter: Waiter, notification: PubSubNotification): void {
-  waiter.disarm?.();
-  waiter.resolve(notification);
-}
-
-function fail(waiter: Waiter, err: unknown): void {
-  waiter.disarm?.();
-  waiter.reject(err);
 }
 
 const HEALTH_PREFIX = 'redisconn-health-';
@@ -286,24 +274,17 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
   private next(timeoutMs: number, signal: AbortSignal | null): Promise<PubSubNotification> {
     const early = this.backlog.shift();
     if (early !== undefined) return early instanceof RedisError ? Promise.reject(early) : Promise.resolve(early);
-    return new Promise<PubSubNotification>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, disarm: null };
-      if (timeoutMs > 0 || signal !== null) this.armWaiter(waiter, timeoutMs, signal);
-      this.waiters.push(waiter);
-      if (this.reading === null) this.startRead();
-      if (this.healthTimer === null) this.startHealthCheck();
+    let waiter!: Waiter;
+    const received = new Promise<PubSubNotification>((resolve, reject) => {
+      waiter = { resolve, reject };
     });
-  }
-
-  private armWaiter(waiter: Waiter, timeoutMs: number, signal: AbortSignal | null): void {
-    const onAbort = (): void => this.abandon(waiter, signal?.reason);
-    const timer =
-      timeoutMs > 0 ? setTimeout(() => this.abandon(waiter, new TimeoutError(`redisconn: no pub/sub notification within ${formatMs(timeoutMs)} ms`)), timeoutMs) : undefined;
-    signal?.addEventListener('abort', onAbort, { once: true });
-    waiter.disarm = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-    };
+    this.waiters.push(waiter);
+    if (this.reading === null) this.startRead();
+    if (this.healthTimer === null) this.startHealthCheck();
+    if (timeoutMs === 0 && signal === null) return received;
+    return withinDeadline(received, 'waiting for a pub/sub notification', timeoutMs === 0 ? undefined : timeoutMs, signal, {
+      onGiveUp: (reason) => this.abandon(waiter, reason),
+    });
   }
 
   /**
@@ -313,7 +294,7 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
    */
   private abandon(waiter: Waiter, reason: unknown): void {
     if (!this.waiters.remove(waiter)) return;
-    fail(waiter, reason);
+    waiter.reject(reason);
     // The read itself stays ours: it settles the receives left (with the
     // connection's error), or, if its reply was already in, hands it on.
     if (this.reading !== null) this.controller.abort(reason);
@@ -355,7 +336,7 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
     if (notification.kind !== 'pong' || !this.takeHealthPong(notification.data)) {
       const waiter = this.waiters.shift();
       if (waiter === undefined) this.backlog.push(notification);
-      else fulfil(waiter, notification);
+      else waiter.resolve(notification);
     }
     this.readOn();
   }
@@ -368,7 +349,7 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
       this.heard();
       const waiter = this.waiters.shift();
       if (waiter === undefined) this.backlog.push(err);
-      else fail(waiter, err);
+      else waiter.reject(err);
       this.readOn();
       return;
     }
@@ -376,14 +357,13 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
     let reason: unknown = this.conn.err() ?? err;
     if (this.awaitingPong && reason instanceof TimeoutError) reason = this.healthTimeout(reason);
     this.stopHealthCheck();
-    for (const waiter of this.waiters.drain()) fail(waiter, reason);
+    for (const waiter of this.waiters.drain()) waiter.reject(reason);
   }
 
   /** A reply that is no notification: the stream cannot be trusted any more. */
   private protocolFailure(reply: Reply): void {
     const err = new ProtocolError(`redisconn: unexpected reply in pub/sub mode: ${describe(reply)}`);
     const waiter = this.waiters.shift();
-    waiter?.disarm?.();
     const rejectIt = (): void => waiter?.reject(err);
     this.close().then(rejectIt, rejectIt);
   }
@@ -399,7 +379,7 @@ export class PubSubConn implements AsyncIterable<PubSubNotification>, AsyncDispo
       this.reading = null;
       this.controller.abort(reason);
     }
-    for (const waiter of waiters) fail(waiter, reason);
+    for (const waiter of waiters) waiter.reject(reason);
   }
 
   // --- Health check -------------------------------------------------------

@@ -1,16 +1,18 @@
 /**
  * dial against real redis-server processes: the handshake (AUTH, ACL users,
- * CLIENT SETNAME, SELECT, HELLO 3), unix sockets, TLS with certificate
- * verification, and the ways dialing fails (refused, DNS, deadline, abort).
+ * CLIENT SETNAME, SELECT, HELLO 3), a refused step as a HandshakeError naming
+ * the option to check, unix sockets, TLS with certificate verification, and
+ * the ways dialing fails (refused, DNS, one deadline for connect and
+ * handshake together, abort).
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Conn } from '../src/conn.js';
 import { dial, parseAddress, type DialOptions } from '../src/dial.js';
-import { ConnClosedError, RedisError, TimeoutError } from '../src/errors.js';
+import { ConnClosedError, HandshakeError, RedisError, TimeoutError } from '../src/errors.js';
 import { dialURL } from '../src/url.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientInfo, clientList, guardProcessErrors, makeCertificates, rejection, settle, text, type TestCertificates } from './helpers.js';
+import { clientInfo, clientList, errorTexts, guardProcessErrors, makeCertificates, rejection, settle, text, type TestCertificates } from './helpers.js';
 
 guardProcessErrors();
 
@@ -90,13 +92,42 @@ describe('handshake', () => {
     expect(text(await in5.do('GET', 'dial-test:db'))).toBe('five');
   });
 
-  it('a db the server lacks rejects with its RedisError and leaves no socket open', async () => {
+  it('a db the server lacks (SELECT 99) rejects HandshakeError REDIS_HANDSHAKE naming the db option, and leaves no socket open', async () => {
     const admin = await connect(plain.addr);
     const before = (await clientList(admin)).length;
-    const err = await rejection(dial(plain.addr, { db: 100_000, clientName: 'doomed-select' }));
+    const err = await rejection(dial(plain.addr, { db: 99, clientName: 'doomed-select' }));
+    expect(err).toBeInstanceOf(HandshakeError);
     expect(err).toBeInstanceOf(RedisError);
-    expect((err as RedisError).message).toMatch(/out of range/i);
+    const refused = err as HandshakeError;
+    expect(refused.code).toBe('REDIS_HANDSHAKE');
+    expect(refused.command).toBe('SELECT');
+    expect(refused.serverMessage).toBe('ERR DB index is out of range');
+    expect(refused.name).toBe('HandshakeError');
+    expect(refused.message).toBe(`redisconn: dial ${plain.addr}: SELECT 99 refused: ERR DB index is out of range (check the db option)`);
     await expectClientCount(admin, before);
+  });
+
+  it('the refused step is told apart from the steps before it in the pipeline', async () => {
+    const err = await rejection(dial(secured.addr, { password: PASSWORD, clientName: 'fine-name', db: 99 }));
+    expect(err).toMatchObject({ command: 'SELECT', code: 'REDIS_HANDSHAKE' });
+    for (const shown of errorTexts(err)) expect(shown).not.toContain(PASSWORD);
+  });
+
+  it('a client name the server refuses names the clientName option (RESP2 CLIENT SETNAME and RESP3 HELLO)', async () => {
+    const setname = await rejection(dial(plain.addr, { clientName: 'has spaces' }));
+    expect(setname).toBeInstanceOf(HandshakeError);
+    expect(setname).toMatchObject({ command: 'CLIENT SETNAME', code: 'REDIS_HANDSHAKE' });
+    expect((setname as Error).message).toMatch(/CLIENT SETNAME refused: ERR .*\(check the clientName option\)$/);
+    const hello = await rejection(dial(plain.addr, { protocol: 3, clientName: 'has spaces' }));
+    expect(hello).toMatchObject({ command: 'HELLO', code: 'REDIS_HANDSHAKE' });
+    expect((hello as Error).message).toMatch(/HELLO 3 refused: ERR .*clientName/);
+  });
+
+  it('READONLY on a server without cluster support names the readOnly option', async () => {
+    const err = await rejection(dial(plain.addr, { readOnly: true }));
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect(err).toMatchObject({ command: 'READONLY', code: 'REDIS_HANDSHAKE' });
+    expect((err as Error).message).toMatch(/READONLY refused: .*\(check the readOnly option\)$/);
   });
 
   it('decodeStrings returns bulk strings as strings', async () => {
@@ -142,11 +173,16 @@ describe('authentication', () => {
     expect((err as RedisError).code).toBe('NOAUTH');
   });
 
-  it('a wrong password rejects WRONGPASS and closes the socket', async () => {
+  it('a wrong password rejects HandshakeError WRONGPASS (command AUTH, never the password) and closes the socket', async () => {
     const before = (await clientList(admin)).length;
-    const err = await rejection(dial(secured.addr, { password: 'wrong', clientName: 'wrong-pass' }));
+    const wrong = 'wrong-sekret';
+    const err = await rejection(dial(secured.addr, { password: wrong, clientName: 'wrong-pass' }));
+    expect(err).toBeInstanceOf(HandshakeError);
     expect(err).toBeInstanceOf(RedisError);
-    expect(['WRONGPASS', 'ERR']).toContain((err as RedisError).code);
+    expect(err).toMatchObject({ code: 'WRONGPASS', command: 'AUTH' });
+    expect((err as HandshakeError).serverMessage).toMatch(/^WRONGPASS /);
+    expect((err as Error).message).toMatch(new RegExp(`^redisconn: dial ${secured.addr}: AUTH refused: WRONGPASS .*\\(check the password and username options\\)$`));
+    for (const shown of errorTexts(err)) expect(shown).not.toContain(wrong);
     await expectClientCount(admin, before);
   });
 
@@ -158,8 +194,12 @@ describe('authentication', () => {
   it('an ACL user with a wrong password is rejected and nothing stays open', async () => {
     const before = (await clientList(admin)).length;
     const err = await rejection(dial(secured.addr, { username: 'alice', password: 'nope' }));
-    expect(err).toBeInstanceOf(RedisError);
-    expect((err as RedisError).code).toBe('WRONGPASS');
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect(err).toMatchObject({ code: 'WRONGPASS', command: 'AUTH' });
+    for (const shown of errorTexts(err)) {
+      expect(shown).not.toContain('nope');
+      expect(shown).not.toContain('alice');
+    }
     await expectClientCount(admin, before);
   });
 
@@ -181,11 +221,13 @@ describe('authentication', () => {
     expect(text(await conn.do('ACL', 'WHOAMI'))).toBe('default');
   });
 
-  it('protocol 3 with a wrong password rejects and nothing stays open', async () => {
+  it('protocol 3 with a wrong password rejects HandshakeError WRONGPASS (command HELLO) and nothing stays open', async () => {
     const before = (await clientList(admin)).length;
-    const err = await rejection(dial(secured.addr, { protocol: 3, password: 'wrong' }));
-    expect(err).toBeInstanceOf(RedisError);
-    expect(['WRONGPASS', 'ERR']).toContain((err as RedisError).code);
+    const err = await rejection(dial(secured.addr, { protocol: 3, password: 'wrong-sekret' }));
+    expect(err).toBeInstanceOf(HandshakeError);
+    expect(err).toMatchObject({ code: 'WRONGPASS', command: 'HELLO' });
+    expect((err as Error).message).toMatch(/HELLO 3 refused: WRONGPASS .*\(check the password and username options\)$/);
+    for (const shown of errorTexts(err)) expect(shown).not.toContain('wrong-sekret');
     await expectClientCount(admin, before);
   });
 
@@ -244,6 +286,56 @@ describe('TLS', () => {
     const err = await rejection(dial(`127.0.0.1:${server.port}`, { tls: { ca: certs.ca, servername: 'elsewhere.example' } }));
     expect((err as Error).message).toContain(`127.0.0.1:${server.port}`);
     expect(String(((err as Error).cause as NodeJS.ErrnoException | undefined)?.code)).toMatch(/ALTNAME|CERT/);
+  });
+
+  /**
+   * A TCP proxy to the TLS server that delays everything the server sends by
+   * `delayMs` (order kept): the TLS connect then takes about `delayMs`, and
+   * so does the reply to each handshake command after it.
+   */
+  async function slowProxy(delayMs: number): Promise<{ addr: string; close(): Promise<void> }> {
+    const sockets = new Set<net.Socket>();
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(server.port, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => setTimeout(() => client.write(chunk), delayMs));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    return {
+      addr: `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
+      close: () => {
+        for (const socket of sockets) socket.destroy();
+        return new Promise((resolve) => proxy.close(() => resolve()));
+      },
+    };
+  }
+
+  it('connectTimeoutMs bounds connect and handshake together, not each of them', async () => {
+    const proxy = await slowProxy(250);
+    try {
+      // Connect (~250 ms) and SELECT (~250 ms) each fit in 400 ms; together they do not.
+      const connectOnly = await connect(proxy.addr, { tls: { ca: certs.ca }, connectTimeoutMs: 400 });
+      expect(connectOnly.err()).toBeNull();
+      const started = performance.now();
+      const err = await rejection(dial(proxy.addr, { tls: { ca: certs.ca }, db: 1, connectTimeoutMs: 400 }));
+      const took = performance.now() - started;
+      expect(err).toBeInstanceOf(TimeoutError);
+      expect((err as Error).message).toBe(`redisconn: dial ${proxy.addr}: connect and handshake timed out after 400 ms`);
+      expect(took).toBeLessThan(400 + 1_000);
+      // The same dial with room for both succeeds: the proxy itself works.
+      const conn = await connect(proxy.addr, { tls: { ca: certs.ca }, db: 1, connectTimeoutMs: 5_000 });
+      expect((await clientInfo(conn)).db).toBe('1');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('plain TCP to the TLS port fails instead of hanging', async () => {
@@ -308,13 +400,13 @@ describe('dial failures', () => {
       expect(Date.now() - started).toBeLessThan(3000);
       expect(err).toBeInstanceOf(TimeoutError);
       expect((err as TimeoutError).code).toBe('REDIS_TIMEOUT');
-      expect((err as Error).message).toContain(frozen.addr);
+      expect((err as Error).message).toBe(`redisconn: dial ${frozen.addr}: connect timed out after 200 ms`);
     });
 
     it('connectTimeoutMs bounds the handshake', async () => {
       const err = await rejection(dial(frozen.addr, { clientName: 'never-answered', connectTimeoutMs: 200 }));
       expect(err).toBeInstanceOf(TimeoutError);
-      expect((err as Error).message).toContain(frozen.addr);
+      expect((err as Error).message).toBe(`redisconn: dial ${frozen.addr}: connect and handshake timed out after 200 ms`);
     });
 
     it('aborting during the TLS connect rejects with the reason', async () => {

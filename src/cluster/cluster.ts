@@ -20,7 +20,7 @@ import type { Arg } from '../resp/encode.js';
 import { sumStats, type ConnSource, type NodeRole, type NodeStats, type SourceStats } from '../source.js';
 import { checkTimeoutMs, msLeft, withinDeadline } from '../deadline.js';
 import { asString } from '../reply.js';
-import { ClusterConn, type ClusterConnHost } from './clusterconn.js';
+import { ClusterConn } from './clusterconn.js';
 import { backoffMs, redirectOf, type Redirect, type RedirectKind } from './redirect.js';
 import { SLOT_COUNT, slotOf } from './slot.js';
 import { hostOf, parseClusterSlots, type AddressMap, type Shard } from './topology.js';
@@ -37,22 +37,22 @@ export interface ClusterOptions {
   /** Nodes to learn the topology from (`host:port`); one reachable is enough. Required. */
   seeds: readonly string[];
   /** Dial options for every node (`db` must be 0 on a cluster). */
-  dial?: Omit<DialOptions, 'db' | 'readOnly' | 'signal'>;
+  dial?: Omit<DialOptions, 'db' | 'readOnly' | 'signal'> | undefined;
   /** Pool options for every node's pool (not `dial`). */
-  pool?: Omit<PoolOptions, 'dial'>;
+  pool?: Omit<PoolOptions, 'dial'> | undefined;
   /**
    * Builds the pool of one node, instead of `dial` and `pool`; `readOnly`
    * says the connections must send READONLY (replica reads).
    */
-  nodePool?: (addr: string, readOnly: boolean) => Pool;
+  nodePool?: ((addr: string, readOnly: boolean) => Pool) | undefined;
   /** Where read-only commands go. Default `master`. */
-  readFrom?: ReadFrom;
+  readFrom?: ReadFrom | undefined;
   /** Maps announced node addresses to dialable ones (NAT, Docker, hostnames). */
-  addressMap?: AddressMap;
+  addressMap?: AddressMap | undefined;
   /** Period of the background topology refresh; 0 = none. Default 15 000 ms. */
-  refreshIntervalMs?: number;
+  refreshIntervalMs?: number | undefined;
   /** Redirects (MOVED, ASK, TRYAGAIN, CLUSTERDOWN) followed per command. Default 16. */
-  maxRedirects?: number;
+  maxRedirects?: number | undefined;
 }
 
 /** Refresh outcomes per trigger. */
@@ -101,7 +101,10 @@ function ignore(): void {}
  * connection; `get()`/`lease()` give a `Conn` with redigo semantics across
  * the cluster (see ClusterConn).
  */
-export class Cluster implements ConnSource, ClusterConnHost {
+// Not `implements ClusterConnHost`: those members are internal (stripped
+// from the published declarations), so the published class would not
+// satisfy it. `new ClusterConn(this)` still checks it structurally.
+export class Cluster implements ConnSource {
   private readonly seeds: readonly string[];
   private readonly makePool: (addr: string, readOnly: boolean) => Pool;
   readonly readFrom: ReadFrom;

@@ -16,8 +16,8 @@
 import { ConnState, routeOf, stateChangeOf, type Route } from '../commands.js';
 import type { Conn } from '../conn.js';
 import { setMaxListeners } from 'node:events';
-import { checkTimeoutMs, withinDeadline } from '../deadline.js';
-import { ConnClosedError, CrossSlotError, RedisError, TimeoutError } from '../errors.js';
+import { checkTimeoutMs, withinDeadline, type DeadlineHooks } from '../deadline.js';
+import { ConnClosedError, CrossSlotError, RedisError } from '../errors.js';
 import { Fifo } from '../fifo.js';
 import type { GetOptions, Pool } from '../pool.js';
 import type { Reply } from '../resp/decode.js';
@@ -515,11 +515,11 @@ export class ClusterConn implements Conn {
   private bounded<T>(work: Promise<T>, deadline: number, signal: AbortSignal | null): Promise<T> {
     if (deadline === NO_DEADLINE && signal === null) return work;
     const timeoutMs = deadline === NO_DEADLINE ? undefined : Math.max(1, Math.floor(deadline - performance.now()));
-    return withinDeadline(work, 'the reply', timeoutMs, signal, this.breakOnGiveUp);
+    return withinDeadline(work, 'waiting for the reply', timeoutMs, signal, this.breakOnGiveUp);
   }
 
-  /** Bound once, so a bounded call makes no closure for it. */
-  private readonly breakOnGiveUp = (err: unknown): void => this.breakWith(err);
+  /** Made once, so a bounded call makes no closure for it. */
+  private readonly breakOnGiveUp: DeadlineHooks<unknown> = { onGiveUp: (err) => this.breakWith(err) };
 
   /** Breaks this connection once: later calls fail with `err`; reads in flight on exclusive connections are cancelled. */
   private breakWith(err: unknown): void {
@@ -592,25 +592,17 @@ export class ClusterConn implements Conn {
     }
   }
 
-  /** Resolves at the next send or close; rejects with TimeoutError at `deadline`, with the reason when `signal` aborts. */
+  /**
+   * Resolves at the next send or close, within the call's deadline and
+   * signal (giving up breaks the connection, as any abandoned read does).
+   */
   private nextSend(deadline: number, signal: AbortSignal | null): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const done = (err?: unknown): void => {
-        this.idleReceives.delete(wake);
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (err === undefined) return resolve();
-        // As any abandoned read does, giving up breaks the connection.
-        this.fatal ??= err instanceof Error ? err : new ConnClosedError(String(err));
-        reject(err);
-      };
-      const wake = (): void => done();
-      const onAbort = (): void => done(signal?.reason);
-      this.idleReceives.add(wake);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (deadline !== NO_DEADLINE) timer = setTimeout(() => done(new TimeoutError('redisconn: nothing to receive within the deadline')), Math.max(1, deadline - performance.now()));
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => {
+      wake = resolve;
     });
+    this.idleReceives.add(wake);
+    return this.bounded(woken, deadline, signal).finally(() => this.idleReceives.delete(wake));
   }
 
   /** A dropped reply's error reply is harmless; a fatal error breaks this connection. */

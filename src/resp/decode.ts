@@ -33,13 +33,13 @@ export type Reply =
 /** Limits and decoding choices of a {@link Decoder}. */
 export interface DecoderOptions {
   /** Return bulk strings as UTF-8 strings instead of Buffers. Default false. */
-  decodeStrings?: boolean;
+  decodeStrings?: boolean | undefined;
   /** Largest bulk string accepted. Default 512 MiB (Redis's own limit). */
-  maxBulkBytes?: number;
+  maxBulkBytes?: number | undefined;
   /** Longest header or simple line accepted. Default 64 KiB. */
-  maxLineBytes?: number;
+  maxLineBytes?: number | undefined;
   /** Deepest nesting of aggregates accepted. Default 1024. */
-  maxDepth?: number;
+  maxDepth?: number | undefined;
   /**
    * Largest top-level reply accepted, in bytes on the wire: every header
    * line, simple line and bulk body with its CRLF counts, nested elements
@@ -58,7 +58,7 @@ export interface DecoderOptions {
    * Must be a positive integer; anything else makes the constructor throw a
    * RangeError. `maxBulkBytes` applies as well: a bulk string must fit both.
    */
-  maxReplyBytes?: number;
+  maxReplyBytes?: number | undefined;
 }
 
 /** Returned by {@link Decoder.next} when the buffered bytes hold no whole reply. */

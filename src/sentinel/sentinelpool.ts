@@ -30,13 +30,13 @@ export interface SentinelPoolOptions extends Partial<Omit<PoolOptions, 'dial'>>,
   /** The name the sentinels monitor the master under. Required. */
   masterName: string;
   /** Sentinel ACL user (when the sentinels have their own credentials). */
-  sentinelUsername?: string;
+  sentinelUsername?: string | undefined;
   /** Sentinel password (`requirepass` of the sentinels). */
-  sentinelPassword?: string;
+  sentinelPassword?: string | undefined;
   /** TLS to the sentinels. Default: the data nodes' `tls`. */
-  sentinelTls?: DialOptions['tls'];
+  sentinelTls?: DialOptions['tls'] | undefined;
   /** Where read-only `do` commands go: the master (default) or a replica. */
-  readFrom?: 'master' | 'replica';
+  readFrom?: 'master' | 'replica' | undefined;
 }
 
 /** Stats of a sentinel pool: the master's pool (and the replicas'), the current master, failovers seen. */

@@ -31,15 +31,15 @@ import { errorText, portFree, waitUntil } from './poll.js';
 /** Options of {@link startRedisCluster}. */
 export interface StartRedisClusterOptions {
   /** Masters, each owning an even share of the 16384 slots. Default 3. */
-  masters?: number;
+  masters?: number | undefined;
   /** Replicas of each master. Default 1. */
-  replicasPerMaster?: number;
+  replicasPerMaster?: number | undefined;
   /** Deadline for starting the nodes and forming the cluster. Default 30 s. */
-  startTimeoutMs?: number;
+  startTimeoutMs?: number | undefined;
   /** Deadline of each later helper (failover, restart, migration, ...). Default 15 s. */
-  operationTimeoutMs?: number;
+  operationTimeoutMs?: number | undefined;
   /** Extra `redis-server` arguments for every node. */
-  args?: string[];
+  args?: string[] | undefined;
 }
 
 /** One node of a {@link TestRedisCluster}. */

@@ -24,24 +24,24 @@ export interface TestServerTLS {
 /** Options of {@link startRedisServer}. */
 export interface StartRedisServerOptions {
   /** Port to listen on; default a free one. Useful to restart a killed server. */
-  port?: number;
+  port?: number | undefined;
   /** Also (or, with `tls`, only) listen on a unix socket in the server's dir. */
-  unixSocket?: boolean;
+  unixSocket?: boolean | undefined;
   /** Serve TLS on the port instead of plain TCP. */
-  tls?: TestServerTLS;
+  tls?: TestServerTLS | undefined;
   /** `requirepass` for the default user. */
-  password?: string;
+  password?: string | undefined;
   /** Extra `redis-server` arguments, e.g. `['--enable-debug-command', 'yes']`. */
-  args?: string[];
+  args?: string[] | undefined;
   /** How long to wait for the server to answer PING. Default 10 s. */
-  startTimeoutMs?: number;
+  startTimeoutMs?: number | undefined;
   /** The binary to run. Default `redis-server` from PATH. */
-  binary?: string;
+  binary?: string | undefined;
   /**
    * Working directory to use instead of a fresh temporary one, e.g. to restart
    * a killed server on its old files. The caller owns it: `stop()` keeps it.
    */
-  dir?: string;
+  dir?: string | undefined;
 }
 
 /** A running throwaway server. */

@@ -45,31 +45,31 @@ import { errorText, portFree, waitUntil } from './poll.js';
 /** Options of {@link startRedisSentinel}. */
 export interface StartRedisSentinelOptions {
   /** Replicas of the master. Default 1. */
-  replicas?: number;
+  replicas?: number | undefined;
   /** Sentinel processes. Default 3. */
-  sentinels?: number;
+  sentinels?: number | undefined;
   /** Sentinels that must agree the master is down. Default 2 (1 with a single sentinel). */
-  quorum?: number;
+  quorum?: number | undefined;
   /** The monitored master's name. Default `mymaster`. */
-  masterName?: string;
+  masterName?: string | undefined;
   /** `sentinel down-after-milliseconds`. Default 1000. */
-  downAfterMs?: number;
+  downAfterMs?: number | undefined;
   /** `sentinel failover-timeout`. Default 3000. */
-  failoverTimeoutMs?: number;
+  failoverTimeoutMs?: number | undefined;
   /** `requirepass` and `masterauth` on the data nodes (and `sentinel auth-pass` on the sentinels). */
-  password?: string;
+  password?: string | undefined;
   /** `requirepass` on the sentinels (they use it to talk to each other too). */
-  sentinelPassword?: string;
+  sentinelPassword?: string | undefined;
   /** Deadline for starting every process and the sentinels agreeing on the deployment. Default 30 s. */
-  startTimeoutMs?: number;
+  startTimeoutMs?: number | undefined;
   /** Default deadline of each later helper (failover, restarts, ...). Default 15 s. */
-  operationTimeoutMs?: number;
+  operationTimeoutMs?: number | undefined;
 }
 
 /** Options of {@link TestRedisSentinel.waitForFailover} and {@link TestRedisSentinel.waitSettled}. */
 export interface TestSentinelWaitOptions {
   /** Default: the deployment's `operationTimeoutMs`. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** What {@link TestRedisSentinel.waitForFailover} resolves. */
