@@ -10,14 +10,15 @@
  * and the whole client is re-exported beside it.
  */
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Registry } from 'prom-client';
 import fp from 'fastify-plugin';
-import { newCluster, newPool, newSentinelPool, redactURL, type Conn, type ConnSource, type DialOptions, type GetOptions } from '../src/index.js';
-import { registerAdminRoutes, registerHealthRoute } from './admin.js';
+import { HandshakeError, TimeoutError, newCluster, newPool, newSentinelPool, redactURL, withinDeadline, type Conn, type ConnSource, type DialOptions, type GetOptions } from '../src/index.js';
+import { DEFAULT_ADMIN_PREFIX, DEFAULT_HEALTH_ROUTE, registerAdminRoutes, registerHealthRoute } from './admin.js';
 import { BlobCache, DEFAULT_BLOB_PREFIX, DEFAULT_MAX_VALUE_BYTES, toAbstractCache, type AbstractCache } from './blobcache.js';
-import { ErrAlreadyRegistered, ErrNotConfigured, ErrUnreachable, withHttpStatus } from './errors.js';
+import { ErrAlreadyRegistered, ErrBadOption, ErrNotConfigured, ErrUnreachable, withHttpStatus } from './errors.js';
 import { watchCommands, type CommandWatcher } from './commandwatch.js';
 import { registerPoolMetrics, type MetricsHandle } from './metrics.js';
-import { resolveTarget, validateOptions, type RedisconnOptions } from './options.js';
+import { resolveTarget, validateOptions, type RedisconnOptions, type ResolvedTarget } from './options.js';
 import { RequestConn, releaseForgotten } from './requestconn.js';
 
 /** `app.redis`: the source of connections and what is built on it. */
@@ -28,9 +29,35 @@ export interface AppRedis {
   get(options?: GetOptions): Promise<Conn>;
   /** A blob cache namespace; null when unconfigured or disabled. */
   blobCache(namespace: string): BlobCache | null;
-  /** The same namespace speaking the abstract-cache protocol (for @fastify/caching); null likewise. */
-  abstractCache(namespace: string): AbstractCache | null;
+  /**
+   * The same namespace speaking the abstract-cache protocol (for
+   * @fastify/caching: `{ cache: app.redis.abstractCache('http') }`). Throws
+   * ErrNotConfigured when no Redis is configured, and ErrBadOption when the
+   * blob cache is disabled (`blobCache: false`): a cache that silently
+   * caches nothing would hide the mistake.
+   */
+  abstractCache(namespace: string): AbstractCache;
 }
+
+/**
+ * The namespaces an app registers, for its types only. Optional: every name
+ * is typed as a namespace anyway (as @fastify/redis does), but under
+ * `noUncheckedIndexedAccess` a name listed here is typed without
+ * `| undefined`: `declare module 'redisconn' { interface RedisNamespaces {
+ * sessions: true } }`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface -- filled by declaration merging
+export interface RedisNamespaces {}
+
+/**
+ * `app.redis`: the default registration, and each namespaced one
+ * (`app.redis.cache` after registering with `namespace: 'cache'`). Names
+ * declared by {@link AppRedis} keep their own types.
+ */
+export type AppRedisNamespaces = AppRedis & { readonly [N in keyof RedisNamespaces]: AppRedis } & { readonly [namespace: string]: AppRedis };
+
+/** `request.redis`: the default registration's connections, and each namespace's (`request.redis.cache`). */
+export type RequestRedisNamespaces = RequestRedis & { readonly [N in keyof RedisNamespaces]: RequestRedis } & { readonly [namespace: string]: RequestRedis };
 
 /** `request.redis`: connections tied to the request. */
 export interface RequestRedis {
@@ -50,18 +77,18 @@ export interface RequestRedis {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    redis: AppRedis;
+    redis: AppRedisNamespaces;
   }
   interface FastifyRequest {
-    redis: RequestRedis;
+    redis: RequestRedisNamespaces;
   }
 }
 
-const kState = Symbol('redisconn.state');
+const kHub = Symbol('redisconn.hub');
 const kRequestRedis = Symbol('redisconn.requestRedis');
 const kReply = Symbol('redisconn.reply');
 
-/** What the decorators share: swapped by `usePool`. */
+/** What one registration's decorators share (the default one's source is swapped by `usePool`). */
 interface PluginState {
   pool: ConnSource | null;
   getTimeoutMs: number;
@@ -73,11 +100,42 @@ interface PluginState {
   blobCacheEnabled: boolean;
 }
 
-type StatefulApp = FastifyInstance & { [kState]?: PluginState };
+/**
+ * Every registration on one app: the decorators, hooks and routes they
+ * share. Made by the first registration (default or namespaced); the default
+ * state stays unconfigured (`get()` rejects ErrNotConfigured) until the
+ * default registration or `usePool` fills it.
+ */
+interface Hub {
+  readonly defaultState: PluginState;
+  defaultRegistered: boolean;
+  readonly namespaces: Map<string, PluginState>;
+  /** `app.redis`: the default state's, with each namespace's as a property. */
+  readonly appRedis: AppRedisImpl;
+  /** Metrics routes served, and the registry each serves: two registrations may share one. */
+  readonly metricsRoutes: Map<string, Registry>;
+}
+
+type HubApp = FastifyInstance & { [kHub]?: Hub };
 type TrackedRequest = FastifyRequest & { [kRequestRedis]: RequestRedisImpl | null; [kReply]: FastifyReply | null };
 
 const DEFAULT_GET_TIMEOUT_MS = 5_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+
+/** A registration's state from its options (the defaults when none). */
+function stateOf(pool: ConnSource | null, options: RedisconnOptions = {}): PluginState {
+  const getTimeoutMs = options.getTimeoutMs ?? DEFAULT_GET_TIMEOUT_MS;
+  const blobOptions = options.blobCache === false ? undefined : options.blobCache;
+  return {
+    pool,
+    getTimeoutMs,
+    defaultGetOptions: { timeoutMs: getTimeoutMs },
+    exclusiveConnections: options.exclusiveConnections === true,
+    blobPrefix: blobOptions?.prefix ?? DEFAULT_BLOB_PREFIX,
+    maxValueBytes: blobOptions?.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
+    blobCacheEnabled: options.blobCache !== false,
+  };
+}
 
 /**
  * Closes the source, but never lets a connection someone forgot to return
@@ -85,14 +143,10 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
  * out (the source closes them when they come back) and returns.
  */
 async function closeWithin(app: FastifyInstance, pool: ConnSource, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<boolean>((resolve) => {
-    timer = setTimeout(resolve, timeoutMs, true);
-    timer.unref();
-  });
-  const late = await Promise.race([pool.close().then(() => false), expired]);
-  clearTimeout(timer);
-  if (late) {
+  try {
+    await withinDeadline(pool.close(), 'closing the Redis connections', timeoutMs);
+  } catch (err) {
+    if (!(err instanceof TimeoutError)) throw err;
     app.log.warn({ inUse: pool.stats().inUseCount }, `redisconn: connections still lent out ${timeoutMs} ms after close; closing without them (each closes when returned)`);
   }
 }
@@ -118,12 +172,28 @@ function asIs(conn: Conn): Conn {
   return conn;
 }
 
+/**
+ * `request.redis`: the default registration's connections, and the
+ * request's tracking of every connection it borrowed through any namespace.
+ */
 class RequestRedisImpl implements RequestRedis {
   readonly conns: RequestConn[] = [];
   /** The response was handed to Fastify (onSend ran) while the client was still there. */
   responded = false;
 
-  constructor(private readonly state: PluginState) {}
+  constructor(
+    private readonly state: PluginState,
+    namespaces: ReadonlyMap<string, PluginState>,
+  ) {
+    // No iterator made on the common path, an app with no namespace.
+    if (namespaces.size > 0) this.addNamespaces(namespaces);
+  }
+
+  private addNamespaces(namespaces: ReadonlyMap<string, PluginState>): void {
+    for (const [namespace, namespaceState] of namespaces) {
+      Object.defineProperty(this, namespace, { value: new NamespaceRequestRedis(namespaceState, this.track), enumerable: true });
+    }
+  }
 
   get(options?: GetOptions): Promise<Conn> {
     return borrow(this.state, options, this.track);
@@ -135,6 +205,21 @@ class RequestRedisImpl implements RequestRedis {
     this.conns.push(tracked);
     return tracked;
   };
+}
+
+/** What a namespace must not be called on the request side (`request.redis.conns`...). */
+const REQUEST_REDIS_NAMES = new RequestRedisImpl(stateOf(null), new Map());
+
+/** `request.redis[namespace]`: that registration's connections, tracked with the request's others. */
+class NamespaceRequestRedis implements RequestRedis {
+  constructor(
+    private readonly state: PluginState,
+    private readonly track: (conn: Conn) => RequestConn,
+  ) {}
+
+  get(options?: GetOptions): Promise<Conn> {
+    return borrow(this.state, options, this.track);
+  }
 }
 
 class AppRedisImpl implements AppRedis {
@@ -157,23 +242,65 @@ class AppRedisImpl implements AppRedis {
     return new BlobCache(pool, namespace, blobPrefix, maxValueBytes);
   }
 
-  abstractCache(namespace: string): AbstractCache | null {
+  abstractCache(namespace: string): AbstractCache {
+    if (this.state.pool === null) throw new ErrNotConfigured();
     const blobs = this.blobCache(namespace);
-    return blobs === null ? null : toAbstractCache(blobs, this.log);
+    if (blobs === null) throw new ErrBadOption('abstractCache() needs the blob cache, and option blobCache is false');
+    return toAbstractCache(blobs, this.log);
   }
 }
 
-/** Decorates `app` and its requests, and adds the hooks that release forgotten connections. */
-function install(app: FastifyInstance, state: PluginState): void {
+/** The hub `app` owns; null when nothing registered on it (a parent context's does not count). */
+function ownHub(app: FastifyInstance): Hub | null {
+  return Object.hasOwn(app, kHub) ? ((app as HubApp)[kHub] ?? null) : null;
+}
+
+/**
+ * The hub of `app`, made (with the decorators and hooks) by the first
+ * registration. Throws ErrAlreadyRegistered when a parent context already
+ * decorated `app` with `redis`: register every Redis on one context.
+ */
+function hubOf(app: FastifyInstance): Hub {
+  const own = ownHub(app);
+  if (own !== null) return own;
   if (app.hasDecorator('redis') || app.hasRequestDecorator('redis')) throw new ErrAlreadyRegistered();
-  (app as StatefulApp)[kState] = state;
-  app.decorate('redis', new AppRedisImpl(state, app.log));
+  const defaultState = stateOf(null);
+  const hub: Hub = { defaultState, defaultRegistered: false, namespaces: new Map(), appRedis: new AppRedisImpl(defaultState, app.log), metricsRoutes: new Map() };
+  (app as HubApp)[kHub] = hub;
+  install(app, hub);
+  return hub;
+}
+
+/** Makes `state` the default registration's (its fields copied into the state the decorators hold). */
+function claimDefault(hub: Hub, state: PluginState): void {
+  if (hub.defaultRegistered) throw new ErrAlreadyRegistered();
+  hub.defaultRegistered = true;
+  Object.assign(hub.defaultState, state);
+}
+
+/** Adds `state` as `app.redis[namespace]` (and `request.redis[namespace]`). */
+function addNamespace(hub: Hub, namespace: string, state: PluginState, log: FastifyBaseLogger): void {
+  if (hub.namespaces.has(namespace)) {
+    throw new ErrBadOption(`option namespace ${JSON.stringify(namespace)} is already registered on this instance: give each Redis its own namespace`);
+  }
+  if (namespace in hub.appRedis || namespace in REQUEST_REDIS_NAMES) {
+    throw new ErrBadOption(`option namespace ${JSON.stringify(namespace)} is a name app.redis already has; choose another (e.g. ${JSON.stringify(`${namespace}Redis`)})`);
+  }
+  hub.namespaces.set(namespace, state);
+  Object.defineProperty(hub.appRedis, namespace, { value: new AppRedisImpl(state, log), enumerable: true });
+}
+
+/** Decorates `app` and its requests, and adds the hooks that release forgotten connections. */
+function install(app: FastifyInstance, hub: Hub): void {
+  const { defaultState, namespaces } = hub;
+  // Each namespace is a property addNamespace defines on these objects.
+  app.decorate('redis', hub.appRedis as unknown as AppRedisNamespaces);
   app.decorateRequest(kRequestRedis, null);
   app.decorateRequest(kReply, null);
   app.decorateRequest('redis', {
-    getter(this: FastifyRequest): RequestRedis {
+    getter(this: FastifyRequest): RequestRedisNamespaces {
       const tracked = this as TrackedRequest;
-      return (tracked[kRequestRedis] ??= new RequestRedisImpl(state));
+      return (tracked[kRequestRedis] ??= new RequestRedisImpl(defaultState, namespaces)) as unknown as RequestRedisNamespaces;
     },
   });
   app.addHook('onRequest', rememberReply);
@@ -242,14 +369,15 @@ function releaseLater(request: FastifyRequest, tracked: RequestRedisImpl): void 
 const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, options) => {
   validateOptions(options);
   const target = resolveTarget(options);
-  const name = options.name ?? 'default';
+  const { namespace } = options;
+  const name = options.name ?? namespace ?? 'default';
   const { addr, cluster, sentinel, db } = target;
   let pool: ConnSource | null = options.pool ?? null;
   const ownsPool = pool === null && (addr !== '' || cluster.length > 0 || sentinel !== null);
   if (ownsPool) {
     const {
-      addr: _addr, cluster: _cluster, sentinel: _sentinel, db: _db, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, exclusiveConnections: _exclusive, connectOnStart: _connect, slowCommandMs: _slow,
-      blobCache: _blob, metrics: _metrics, admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
+      addr: _addr, cluster: _cluster, sentinel: _sentinel, db: _db, namespace: _namespace, name: _name, getTimeoutMs: _getTimeout, closeTimeoutMs: _closeTimeout, exclusiveConnections: _exclusive, connectOnStart: _connect,
+      slowCommandMs: _slow, blobCache: _blob, metrics: _metrics, admin: _admin, health: _health, argv: _argv, env: _env, pool: _pool, ...poolAndDial
     } = options;
     if (sentinel !== null) {
       const { sentinels, masterName, username, password, tls } = sentinel;
@@ -261,43 +389,32 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   /** What messages call the target: the address, the cluster's seeds, or the master's name and sentinels (never a password). */
   const where =
     sentinel !== null ? `master ${JSON.stringify(sentinel.masterName)} of sentinels ${sentinel.sentinels.join(',')}` : cluster.length > 0 ? `cluster ${cluster.join(',')}` : redactURL(addr);
-  const blobOptions = options.blobCache === false ? undefined : options.blobCache;
-  const state: PluginState = {
-    pool,
-    getTimeoutMs: options.getTimeoutMs ?? DEFAULT_GET_TIMEOUT_MS,
-    defaultGetOptions: { timeoutMs: options.getTimeoutMs ?? DEFAULT_GET_TIMEOUT_MS },
-    exclusiveConnections: options.exclusiveConnections === true,
-    blobPrefix: blobOptions?.prefix ?? DEFAULT_BLOB_PREFIX,
-    maxValueBytes: blobOptions?.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
-    blobCacheEnabled: options.blobCache !== false,
-  };
+  const state = stateOf(pool, options);
   let metrics: MetricsHandle | null = null;
   try {
-    install(app, state);
+    const hub = hubOf(app);
+    if (namespace === undefined) claimDefault(hub, state);
+    else addNamespace(hub, namespace, state, app.log);
     if (pool !== null && options.metrics !== false) {
       const { registry, intervalMs, commandDuration } = options.metrics ?? {};
       metrics = registerPoolMetrics(name, pool, registry, { intervalMs, commandDuration: commandDuration === true });
+      if (options.metrics?.route !== undefined) serveMetrics(app, hub, options.metrics.route, metrics.registry);
     }
   } catch (err) {
+    metrics?.close();
     if (ownsPool) await pool?.close();
     throw err;
   }
   // Last of the setup that can throw: nothing to undo if it does not run.
   const unwatchSlow = pool !== null && options.slowCommandMs !== undefined ? watchCommands(pool, slowCommandLogger(app.log, name, options.slowCommandMs)) : null;
-  if (metrics !== null && options.metrics) {
-    const metricsOptions = options.metrics;
-    const registry = metrics.registry;
-    if (metricsOptions.route !== undefined) {
-      app.get(metricsOptions.route, async (_request, reply) => {
-        reply.type(registry.contentType);
-        return registry.metrics();
-      });
-    }
-  }
+  const currentPool = (): ConnSource | null => state.pool;
   const authorize = options.admin?.authorize;
-  if (authorize !== undefined) registerAdminRoutes(app, { ...options.admin, authorize }, () => state.pool);
+  if (authorize !== undefined) {
+    registerAdminRoutes(app, { ...options.admin, authorize, prefix: options.admin?.prefix ?? namespaced(DEFAULT_ADMIN_PREFIX, namespace) }, currentPool);
+  }
   if (options.health !== undefined && options.health !== false) {
-    registerHealthRoute(app, options.health === true ? {} : options.health, () => state.pool);
+    const health = options.health === true ? {} : options.health;
+    registerHealthRoute(app, { ...health, route: health.route ?? namespaced(DEFAULT_HEALTH_ROUTE, namespace) }, currentPool);
   }
 
   const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
@@ -314,12 +431,46 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
       unwatchSlow?.();
       metrics?.close();
       if (ownsPool) await pool.close();
-      // The address is said once, by this message: not again by the cause's own prefix.
-      const why = (err as Error).message.replace(/^redisconn: (?:dial .+?: )?/, '');
-      throw new ErrUnreachable(where, why, { cause: err });
+      throw startupFailure(err, where, target);
     }
   }
 };
+
+/** A default route or prefix, under the namespace's own path when there is one. */
+function namespaced(path: string, namespace: string | undefined): string {
+  return namespace === undefined ? path : `${path}/${encodeURIComponent(namespace)}`;
+}
+
+/**
+ * Serves `registry` at `route`. Several registrations may name one route
+ * for one registry (it is served once, with every pool's series); one route
+ * for two registries is refused.
+ */
+function serveMetrics(app: FastifyInstance, hub: Hub, route: string, registry: Registry): void {
+  const served = hub.metricsRoutes.get(route);
+  if (served === registry) return;
+  if (served !== undefined) throw new ErrBadOption(`option metrics.route ${JSON.stringify(route)} already serves another registry; give each registry its own route`);
+  hub.metricsRoutes.set(route, registry);
+  app.get(route, async (_request, reply) => {
+    reply.type(registry.contentType);
+    return registry.metrics();
+  });
+}
+
+/**
+ * Why `connectOnStart` failed, as the error `app.ready()` rejects with: a
+ * handshake step the server refused is a configuration error naming the
+ * input to fix (ErrBadOption); anything else is ErrUnreachable.
+ */
+function startupFailure(err: unknown, where: string, target: ResolvedTarget): Error {
+  if (err instanceof HandshakeError) {
+    const refused = err.command === 'SELECT' ? `db ${target.db} (from ${target.dbSource})` : `the connection's ${err.command}`;
+    return new ErrBadOption(`Redis at ${where} refused ${refused}: ${err.serverMessage}`, { cause: err });
+  }
+  // The address is said once, by this message: not again by the cause's own prefix.
+  const why = (err as Error).message.replace(/^redisconn: (?:dial .+?: )?/, '');
+  return new ErrUnreachable(where, why, { cause: err });
+}
 
 /**
  * Logs each command slower than `thresholdMs` (write to reply) once, at
@@ -352,7 +503,7 @@ function withURLOptions<O extends Omit<DialOptions, 'db'>>(url: DialOptions, exp
 }
 
 /**
- * The redisconn Fastify plugin. Register once per app:
+ * The redisconn Fastify plugin. Register it once per app for `app.redis`:
  * `app.register(redisconn, { addr: '127.0.0.1:6379' })`, `{ cluster:
  * ['10.0.0.1:7000', ...] }` for a Redis Cluster, or `{ sentinel: {
  * sentinels: ['10.0.0.1:26379', ...], masterName: 'mymaster' } }` for the
@@ -360,8 +511,9 @@ function withURLOptions<O extends Omit<DialOptions, 'db'>>(url: DialOptions, exp
  * `--redis-addr`/`--redis-cluster`/`--redis-sentinel` +
  * `--redis-master-name`/`--redis-db` and
  * `REDIS_ADDR`/`REDIS_CLUSTER`/`REDIS_SENTINEL` +
- * `REDIS_MASTER_NAME`/`REDIS_DB`. Startup never waits for Redis unless
- * `connectOnStart: true`.
+ * `REDIS_MASTER_NAME`/`REDIS_DB`. Register it again with `namespace: 'cache'`
+ * (and options, never flags) for `app.redis.cache` beside it. Startup never
+ * waits for Redis unless `connectOnStart: true`.
  */
 const redisconn = fp(redisconnPlugin, { name: 'redisconn', fastify: '5.x' });
 export default redisconn;
@@ -372,47 +524,44 @@ function isRequest(target: AppOrRequest): target is FastifyRequest {
   return 'raw' in target && 'routeOptions' in target;
 }
 
-function appOf(target: AppOrRequest): StatefulApp {
-  return (isRequest(target) ? target.server : target) as StatefulApp;
+/** The hub the app (or the request's context) sees, its own or a parent context's. */
+function hubSeen(target: AppOrRequest): Hub | undefined {
+  return ((isRequest(target) ? target.server : target) as HubApp)[kHub];
 }
 
 /**
- * Borrows a connection (LUCI's `redisconn.Get(ctx)`): through the request
- * (tracked and released with it) or the app. Rejects ErrNotConfigured when no
- * pool is configured or the plugin is not registered.
+ * Borrows a connection (LUCI's `redisconn.Get(ctx)`) from the default
+ * registration: through the request (tracked and released with it) or the
+ * app. Rejects ErrNotConfigured when no pool is configured or the plugin is
+ * not registered.
  */
 export function getConn(target: AppOrRequest, options?: GetOptions): Promise<Conn> {
-  if (appOf(target)[kState] === undefined) return Promise.reject(new ErrNotConfigured());
+  if (hubSeen(target) === undefined) return Promise.reject(new ErrNotConfigured());
   return isRequest(target) ? target.redis.get(options) : target.redis.get(options);
 }
 
-/** The source of connections (LUCI's `GetPool(ctx)`): a Pool, a Cluster..., or null when not configured. */
-export function getPool(target: AppOrRequest): ConnSource | null {
-  return appOf(target)[kState]?.pool ?? null;
+/**
+ * The source of connections (LUCI's `GetPool(ctx)`) of the default
+ * registration, or of `namespace`: a Pool, a Cluster..., or null when not
+ * configured or not registered.
+ */
+export function getPool(target: AppOrRequest, namespace?: string): ConnSource | null {
+  const hub = hubSeen(target);
+  const state = namespace === undefined ? hub?.defaultState : hub?.namespaces.get(namespace);
+  return state?.pool ?? null;
 }
 
 /**
  * Installs a source of connections you built (a Pool, a Cluster...; LUCI's
- * `UsePool`). With the plugin registered, it replaces the source the
- * decorators use (the old one is not closed: it is yours or the plugin's to
- * close). Without, it decorates `app` like the plugin would, minus metrics
- * and routes. The source stays yours to close.
+ * `UsePool`) as the default registration's. With the plugin registered, it
+ * replaces the source the decorators use (the old one is not closed: it is
+ * yours or the plugin's to close). Without, it decorates `app` like the
+ * plugin would, minus metrics and routes. The source stays yours to close.
  */
 export function usePool(app: FastifyInstance, pool: ConnSource): void {
-  const state = (app as StatefulApp)[kState];
-  if (state !== undefined) {
-    state.pool = pool;
-    return;
-  }
-  install(app, {
-    pool,
-    getTimeoutMs: DEFAULT_GET_TIMEOUT_MS,
-    defaultGetOptions: { timeoutMs: DEFAULT_GET_TIMEOUT_MS },
-    exclusiveConnections: false,
-    blobPrefix: DEFAULT_BLOB_PREFIX,
-    maxValueBytes: DEFAULT_MAX_VALUE_BYTES,
-    blobCacheEnabled: true,
-  });
+  const hub = hubSeen(app) ?? hubOf(app);
+  hub.defaultRegistered = true;
+  hub.defaultState.pool = pool;
 }
 
 export { redisconn };

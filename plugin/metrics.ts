@@ -365,13 +365,13 @@ export interface MetricsHandle {
 /** How a source reports (the fourth argument of {@link registerPoolMetrics}). */
 export interface PoolMetricsOptions {
   /** Also refresh periodically, every `intervalMs` (timer unref'd). */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
   /**
    * Also observe every command run on the source's connections into
    * `redis_command_duration_seconds{pool,command}` (from the
    * `redisconn:command` channel). Default false.
    */
-  commandDuration?: boolean;
+  commandDuration?: boolean | undefined;
 }
 
 /**

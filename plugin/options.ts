@@ -14,42 +14,42 @@ import { ErrBadOption } from './errors.js';
 /** Blob cache settings. */
 export interface BlobCacheOptions {
   /** Key prefix; keys are `<prefix>.<ns>:<key>`. Default `redisconn.blobcache`. */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Largest value accepted by `set`. Default 1 MiB. */
-  maxValueBytes?: number;
+  maxValueBytes?: number | undefined;
 }
 
 /** Prometheus metrics settings. */
 export interface MetricsOptions {
   /** Registry to register on. Default: prom-client's global registry. */
-  registry?: Registry;
+  registry?: Registry | undefined;
   /** Serve the registry at this route (e.g. `/metrics`). Default: no route. */
-  route?: string;
+  route?: string | undefined;
   /** Also refresh the gauges every `intervalMs` (positive, at most 2^31 − 1 ms; push-style exporters). Default: scrape time only. */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
   /**
    * Also time every command run on the pool's connections into the
    * histogram `redis_command_duration_seconds{pool,command}` (from the
    * `redisconn:command` channel; `command` is `other` for a command the
    * client does not know). Default false.
    */
-  commandDuration?: boolean;
+  commandDuration?: boolean | undefined;
 }
 
 /** The admin API (off unless `authorize` is given). */
 export interface AdminOptions {
   /** Decides whether the request may use the admin API. Absent → no admin route. */
-  authorize?: (request: FastifyRequest) => boolean | Promise<boolean>;
+  authorize?: ((request: FastifyRequest) => boolean | Promise<boolean>) | undefined;
   /** Route prefix. Default `/admin/redis`. */
-  prefix?: string;
+  prefix?: string | undefined;
 }
 
 /** The health route. */
 export interface HealthOptions {
   /** Route. Default `/healthz/redis`. */
-  route?: string;
+  route?: string | undefined;
   /** Deadline of the whole check (positive, at most 2^31 − 1 ms). Default 1 000 ms. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /**
@@ -68,51 +68,62 @@ export interface SentinelOptions {
   /** The name the sentinels monitor the master under. Required. */
   masterName: string;
   /** ACL user of the sentinels. */
-  username?: string;
+  username?: string | undefined;
   /** Password of the sentinels (their `requirepass`). */
-  password?: string;
+  password?: string | undefined;
   /** TLS to the sentinels. Default: the data nodes' `tls`. */
-  tls?: DialOptions['tls'];
+  tls?: DialOptions['tls'] | undefined;
 }
 
 /** Options of the redisconn Fastify plugin. */
 export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal' | 'readOnly'> {
   /** `host:port`, `[ipv6]:port`, a unix socket path or a redis:// URL. Unset → flags/env; empty → not configured. */
-  addr?: string;
+  addr?: string | undefined;
   /**
    * A Redis Cluster's seed nodes (`host:port`, or redis:// URLs that all say
    * the same credentials and TLS): the plugin builds a `Cluster` instead of a
    * pool, with the pool and dial options below for every node. Not with
    * `addr`; db must be 0. Unset (and no `addr`) → flags/env.
    */
-  cluster?: readonly string[];
+  cluster?: readonly string[] | undefined;
   /**
    * A Redis Sentinel deployment (sentinel addresses and the master's name):
    * the plugin builds a `SentinelPool` following the master, with the pool
    * and dial options below (and `db`) for the data nodes. Not with `addr` or
    * `cluster`. Unset (and no `addr`, `cluster`) → flags/env.
    */
-  sentinel?: SentinelOptions;
+  sentinel?: SentinelOptions | undefined;
   /** Database number. Unset → flags/env, else 0. */
-  db?: number;
-  /** Pool label in metrics and logs. Default `default`. */
-  name?: string;
+  db?: number | undefined;
+  /**
+   * Register a further Redis under `app.redis[namespace]` and
+   * `request.redis[namespace]`, beside the default one (`app.redis`) and any
+   * other namespace: its own source of connections, metrics label (`name`
+   * defaults to the namespace), blob cache, and admin and health routes
+   * (defaults `/admin/redis/<namespace>`, `/healthz/redis/<namespace>`). A
+   * namespaced registration reads options only, never flags or environment
+   * (those configure the default one). Not a name `app.redis` already has
+   * (`pool`, `get`, `blobCache`, `abstractCache`, another namespace).
+   */
+  namespace?: string | undefined;
+  /** Pool label in metrics and logs. Default: the namespace, else `default`. */
+  name?: string | undefined;
   /** Pool: idle connections kept. Default 64 (LUCI). */
-  maxIdle?: number;
+  maxIdle?: number | undefined;
   /** Pool: connections open at once. Default 512 (LUCI). */
-  maxActive?: number;
+  maxActive?: number | undefined;
   /** Pool: idle connections older than this are closed. Default 180 000 ms. */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /** Pool: wait for a free connection (true) or fail at once. Default true. */
-  wait?: boolean;
+  wait?: boolean | undefined;
   /** Pool: connections older than this are closed. Default 0 (no limit). */
-  maxConnLifetimeMs?: number;
+  maxConnLifetimeMs?: number | undefined;
   /** Pool: deadline for resetting a returned connection (DISCARD, UNSUBSCRIBE...) and the replies owed on it; positive. Default 5 000 ms. */
-  resetTimeoutMs?: number;
+  resetTimeoutMs?: number | undefined;
   /** Pool: check run on an idle connection before lending it. Default: PING when idle > 1 min. */
-  testOnBorrow?: (conn: Conn, lastUsedMs: number) => void | Promise<void>;
+  testOnBorrow?: ((conn: Conn, lastUsedMs: number) => void | Promise<void>) | undefined;
   /** Bound on `get()` (waiting for a slot plus dialing). Default 5 000 ms. */
-  getTimeoutMs?: number;
+  getTimeoutMs?: number | undefined;
   /**
    * `get()` borrows an exclusive connection from the pool at once instead of
    * returning a lease (the default: a `Pool.lease()`, which runs stateless
@@ -120,15 +131,15 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal' | 'r
    * only when a command needs it; see the README's "Leases"). Both behave as
    * one exclusive connection to the caller. Default false.
    */
-  exclusiveConnections?: boolean;
+  exclusiveConnections?: boolean | undefined;
   /**
    * How long `app.close()` waits for connections still lent out (one taken
    * with `app.redis.get()` and never closed) before it goes on without them;
    * they are closed when returned. Default 5 000 ms.
    */
-  closeTimeoutMs?: number;
+  closeTimeoutMs?: number | undefined;
   /** PING once during `app.ready()` and fail it when Redis is unreachable. Default false. */
-  connectOnStart?: boolean;
+  connectOnStart?: boolean | undefined;
   /**
    * Log a warning through the app's logger for each command on the pool's
    * connections that took longer than this many ms from write to reply
@@ -136,21 +147,21 @@ export interface RedisconnOptions extends Omit<DialOptions, 'db' | 'signal' | 'r
    * serverAddress, serverPort, db }`, never argument values. Blocking
    * commands count their wait. Default: off.
    */
-  slowCommandMs?: number;
+  slowCommandMs?: number | undefined;
   /** Blob cache settings, or false to disable `blobCache()`. */
-  blobCache?: BlobCacheOptions | false;
+  blobCache?: BlobCacheOptions | false | undefined;
   /** Metrics settings, or false for none. Default: registered on the global registry. */
-  metrics?: MetricsOptions | false;
+  metrics?: MetricsOptions | false | undefined;
   /** Admin API; off unless given. */
-  admin?: AdminOptions;
+  admin?: AdminOptions | undefined;
   /** Health route; off unless given (`true` for defaults). */
-  health?: HealthOptions | boolean;
+  health?: HealthOptions | boolean | undefined;
   /** Command-line arguments to read flags from. Default `process.argv`. */
-  argv?: readonly string[];
+  argv?: readonly string[] | undefined;
   /** Environment to read variables from. Default `process.env`. */
-  env?: Readonly<Record<string, string | undefined>>;
+  env?: Readonly<Record<string, string | undefined>> | undefined;
   /** Use this source of connections (a Pool, a Cluster...) instead of building one; it stays yours to close. */
-  pool?: ConnSource;
+  pool?: ConnSource | undefined;
 }
 
 /** What flags and environment say. Absent keys were not given. */
@@ -433,6 +444,7 @@ const OPTIONS = {
   // Its sentinels and masterName: whether both are there is said by resolveTarget.
   sentinel: shape({ sentinels: isStringArray, masterName: isNonEmptyString, username: isString, password: isString, tls: isTls }, { exact: true }),
   db: integer(0),
+  namespace: isNonEmptyString, // its clashes with app.redis's own names are said at registration
   name: isNonEmptyString,
   // Pool.
   maxIdle: integer(0),
@@ -484,6 +496,12 @@ export function validateOptions(options: RedisconnOptions): void {
     if (check === undefined) throw new ErrBadOption(key === 'lazyConnections' ? 'option lazyConnections was removed: leases are now the default; set exclusiveConnections: true for an exclusive borrow per get()' : `unknown option ${JSON.stringify(key)}`);
     if (value !== undefined) check(value, key);
   }
+  if (options.namespace !== undefined) {
+    const flagsGiven = options.argv !== undefined ? 'argv' : options.env !== undefined ? 'env' : undefined;
+    if (flagsGiven !== undefined) {
+      throw new ErrBadOption(`option ${flagsGiven} is not read with option namespace: a namespaced registration takes its target from options only (flags and environment configure the default registration)`);
+    }
+  }
   if (options.decodeStrings === true && options.blobCache !== false) {
     throw new ErrBadOption('option decodeStrings: true would turn binary blob cache values into text; set blobCache: false to use it');
   }
@@ -508,6 +526,8 @@ export interface ResolvedTarget {
   sentinel: ResolvedSentinel | null;
   /** Always 0 for a cluster. */
   db: number;
+  /** Where `db` came from (`option db`, `--redis-db`, `REDIS_DB`, a URL), for messages; `default` when not given. */
+  dbSource: string;
   /** Dial options implied by a URL `addr` or URL seeds (credentials, TLS, db); empty for sentinels (theirs are in `sentinel`). */
   urlOptions: DialOptions;
 }
@@ -594,8 +614,10 @@ function checkSeeds(seeds: readonly string[], source: string, words: ListWords =
  * cluster.
  */
 export function resolveTarget(options: RedisconnOptions): ResolvedTarget {
-  const targetGiven = options.addr !== undefined || options.cluster !== undefined || options.sentinel !== undefined;
-  const fromFlags = !targetGiven || options.db === undefined ? readFlags(options.argv ?? process.argv, options.env ?? process.env) : {};
+  // A namespaced registration is configured by its options alone.
+  const targetGiven = options.namespace !== undefined || options.addr !== undefined || options.cluster !== undefined || options.sentinel !== undefined;
+  const readsFlags = options.namespace === undefined && (!targetGiven || options.db === undefined);
+  const fromFlags = readsFlags ? readFlags(options.argv ?? process.argv, options.env ?? process.env) : {};
   const addrGiven = targetGiven ? sourced(options.addr, 'option addr') : fromFlags.addr;
   const clusterGiven = targetGiven ? sourced(options.cluster, 'option cluster') : fromFlags.cluster;
   checkOneTarget(addrGiven, clusterGiven, targetGiven ? sourced(options.sentinel, 'option sentinel') : (fromFlags.sentinels ?? fromFlags.masterName));
@@ -604,16 +626,18 @@ export function resolveTarget(options: RedisconnOptions): ResolvedTarget {
     const { seeds, urlOptions } = checkSeeds(clusterGiven.value, clusterGiven.source);
     const db = dbGiven ?? sourced(urlOptions.db, `${clusterGiven.source} (a URL's db)`);
     if (db !== undefined && db.value !== 0) throw new ErrBadOption(`${db.source} is ${db.value}, but a Redis Cluster has only db 0`);
-    return { addr: '', cluster: seeds, sentinel: null, db: 0, urlOptions };
+    return { addr: '', cluster: seeds, sentinel: null, db: 0, dbSource: 'default', urlOptions };
   }
   const sentinelGiven = targetGiven ? optionSentinel(options.sentinel) : flagSentinel(fromFlags);
   if (sentinelGiven !== undefined) {
-    return { addr: '', cluster: [], sentinel: checkSentinel(sentinelGiven, options.sentinel), db: dbGiven?.value ?? 0, urlOptions: {} };
+    const sentinel = checkSentinel(sentinelGiven, options.sentinel);
+    return { addr: '', cluster: [], sentinel, db: dbGiven?.value ?? 0, dbSource: dbGiven?.source ?? 'default', urlOptions: {} };
   }
   const addr = (addrGiven?.value ?? '').trim();
-  const urlOptions = addr === '' ? {} : checkAddr(addr, addrGiven?.source ?? 'option addr').options;
-  const db = dbGiven?.value ?? urlOptions.db ?? 0;
-  return { addr, cluster: [], sentinel: null, db, urlOptions };
+  const addrSource = addrGiven?.source ?? 'option addr';
+  const urlOptions = addr === '' ? {} : checkAddr(addr, addrSource).options;
+  const db = dbGiven ?? sourced(urlOptions.db, `${addrSource} (its URL's db)`);
+  return { addr, cluster: [], sentinel: null, db: db?.value ?? 0, dbSource: db?.source ?? 'default', urlOptions };
 }
 
 /** The halves of option `sentinel` (see {@link sentinelPair}). */
