@@ -9,9 +9,19 @@
  * down gracefully: in-flight requests finish, the pool closes, the child
  * redis-server stops.
  */
-import { optionsFromFlags, redactURL } from '../plugin/index.js';
+import { optionsFromFlags, parseURL, redactURL } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
 import { buildApp } from './app.js';
+
+/** The db a Redis URL selects (`redis://host/2`), or undefined for a plain address. */
+function urlDb(addr: string): number | undefined {
+  if (!/^[a-z]+:\/\//i.test(addr)) return undefined;
+  try {
+    return parseURL(addr).options.db;
+  } catch {
+    return undefined;
+  }
+}
 
 function flag(name: string): string | undefined {
   const argv = process.argv;
@@ -33,23 +43,36 @@ async function main(): Promise<void> {
   });
   // Never log a password: an addr, a seed or a sentinel may be a redis://user:password@host URL.
   const addr = redactURL(embedded?.addr ?? configured.addr ?? '');
-  if (embedded) app.log.info({ addr }, 'no --redis-addr, --redis-cluster, --redis-sentinel, REDIS_ADDR, REDIS_CLUSTER or REDIS_SENTINEL given: started a throwaway redis-server (data is lost on exit)');
-  else if (cluster !== undefined) app.log.info({ cluster: cluster.map(redactURL) }, `using the configured Redis Cluster, seeds ${cluster.map(redactURL).join(',')}`);
+  // The db the pool selects: the flag or variable, else a URL's /N, else 0.
+  const db = configured.db ?? urlDb(configured.addr ?? '') ?? 0;
+  if (embedded) {
+    const given = configured.db === undefined ? {} : { db: configured.db };
+    const inDb = configured.db === undefined ? '' : `, using db ${configured.db}`;
+    app.log.info({ addr, ...given }, `no --redis-addr, --redis-cluster, --redis-sentinel, REDIS_ADDR, REDIS_CLUSTER or REDIS_SENTINEL given: started a throwaway redis-server at ${addr}${inDb} (data is lost on exit)`);
+  } else if (cluster !== undefined) app.log.info({ cluster: cluster.map(redactURL) }, `using the configured Redis Cluster, seeds ${cluster.map(redactURL).join(',')}`);
   else if (sentinel !== undefined) {
     const sentinels = sentinel.sentinels.map(redactURL);
-    app.log.info({ sentinels, masterName: sentinel.masterName }, `using the master ${JSON.stringify(sentinel.masterName)} of Redis Sentinel, sentinels ${sentinels.join(',')}`);
-  } else app.log.info({ addr }, 'using the configured Redis');
+    app.log.info({ sentinels, masterName: sentinel.masterName, db }, `using the master ${JSON.stringify(sentinel.masterName)} of Redis Sentinel, sentinels ${sentinels.join(',')}, db ${db}`);
+  } else app.log.info({ addr, db }, `using the configured Redis at ${addr} db ${db}`);
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     app.log.info({ signal }, 'shutting down');
+    let code = 0;
     try {
       await app.close();
+      app.log.info('pool closed');
+    } catch (err) {
+      app.log.error({ err }, 'shutdown failed');
+      code = 1;
     } finally {
-      await embedded?.stop();
-      process.exit(0);
+      if (embedded) {
+        await embedded.stop();
+        app.log.info({ addr: embedded.addr }, 'redis-server stopped');
+      }
+      process.exit(code);
     }
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
