@@ -4,11 +4,11 @@
  * route (PING within a deadline → 200 or 503), against real redis-server
  * processes, through `inject()` and a real listener.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify';
 import { beforeEach, describe, expect, it } from 'vitest';
-import redisconn, { type Conn, type RedisconnOptions } from '../plugin/index.js';
+import type { Conn, RedisconnOptions } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { eventually, guardProcessErrors, memoryLogger, useApps, useServerWithConn, type LogLine } from './helpers.js';
+import { eventually, guardProcessErrors, makeApp as newApp, memoryLogger, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -16,11 +16,8 @@ let server: TestRedisServer;
 let admin: Conn;
 const apps = useApps();
 
-async function makeApp(options: RedisconnOptions, fastifyOptions: FastifyServerOptions = { logger: false }): Promise<FastifyInstance> {
-  const app = Fastify(fastifyOptions);
-  apps.push(app);
-  await app.register(redisconn, { argv: [], env: {}, metrics: false, ...options });
-  return app;
+function makeApp(options: RedisconnOptions, fastifyOptions?: FastifyServerOptions): Promise<FastifyInstance> {
+  return newApp(apps, options, fastifyOptions);
 }
 
 const TOKEN = 's3cret';

@@ -6,11 +6,11 @@
  * expiry → 200), through inject and a real listener.
  */
 import caching from '@fastify/caching';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
-import redisconn, { BlobCache, toAbstractCache, type Conn, type RedisconnOptions } from '../plugin/index.js';
+import { BlobCache, ErrBadOption, toAbstractCache, type Conn, type RedisconnOptions } from '../plugin/index.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, memoryLogger, rejection, sleep, text, useApps, useServerWithConn, type LogLine } from './helpers.js';
+import { eventually, guardProcessErrors, makeApp as newApp, memoryLogger, rejection, text, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -18,11 +18,13 @@ let server: TestRedisServer;
 let raw: Conn;
 const apps = useApps(() => raw.do('FLUSHALL'));
 
-async function makeApp(options: RedisconnOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false });
-  apps.push(app);
-  await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false, ...options });
-  return app;
+function makeApp(options: RedisconnOptions = {}, fastifyOptions?: FastifyServerOptions): Promise<FastifyInstance> {
+  return newApp(apps, { addr: server.addr, ...options }, fastifyOptions);
+}
+
+/** Polls until `key` is gone from the server (expired), failing the test after 3 s. */
+async function expectExpires(key: string): Promise<void> {
+  expect(await eventually(async () => (await raw.do('EXISTS', key)) === 0, 3_000)).toBe(true);
 }
 
 async function cacheOf(namespace: string, options: RedisconnOptions = {}): Promise<BlobCache> {
@@ -81,11 +83,13 @@ describe('BlobCache', () => {
 
   it('ttl → PTTL on the server within range; 0 and the default → no expiry', async () => {
     const cache = await cacheOf('ttl');
+    const setAt = performance.now();
     await cache.set('short', 'v', 5_000);
     await cache.set('forever', 'v', 0);
     await cache.set('default', 'v');
     const pttl = (await raw.do('PTTL', 'redisconn.blobcache.ttl:short')) as number;
-    expect(pttl).toBeGreaterThan(4_000);
+    // 5 s less (at most) the time since the set.
+    expect(pttl).toBeGreaterThanOrEqual(5_000 - Math.ceil(performance.now() - setAt));
     expect(pttl).toBeLessThanOrEqual(5_000);
     expect(await raw.do('PTTL', 'redisconn.blobcache.ttl:forever')).toBe(-1);
     expect(await raw.do('PTTL', 'redisconn.blobcache.ttl:default')).toBe(-1);
@@ -96,9 +100,12 @@ describe('BlobCache', () => {
 
   it('an entry expires after its ttl', async () => {
     const cache = await cacheOf('exp');
-    await cache.set('k', 'v', 60);
+    await cache.set('k', 'v', 150);
     expect((await cache.get('k'))?.toString()).toBe('v');
-    await sleep(120);
+    const pttl = (await raw.do('PTTL', 'redisconn.blobcache.exp:k')) as number;
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(150);
+    await expectExpires('redisconn.blobcache.exp:k');
     expect(await cache.get('k')).toBeNull();
   });
 
@@ -166,7 +173,7 @@ describe('BlobCache', () => {
   it('is off when blobCache: false, and null when unconfigured', async () => {
     const off = await makeApp({ blobCache: false });
     expect(off.redis.blobCache('ns')).toBeNull();
-    expect(off.redis.abstractCache('ns')).toBeNull();
+    expect(() => off.redis.abstractCache('ns')).toThrow(ErrBadOption);
     const unconfigured = await makeApp({ addr: '' });
     expect(unconfigured.redis.blobCache('ns')).toBeNull();
   });
@@ -210,9 +217,7 @@ describe('abstract-cache adapter', () => {
 
   it('a stored value that is not an entry (not JSON, or not { item, stored, ttl }) is a miss, logged at debug', async () => {
     const lines: LogLine[] = [];
-    const app = Fastify({ logger: { ...(memoryLogger(lines) as object), level: 'debug' } });
-    apps.push(app);
-    await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false });
+    const app = await makeApp({}, { logger: { ...(memoryLogger(lines) as object), level: 'debug' } });
     const adapter = toAbstractCache(app.redis.blobCache('garbage') as BlobCache, app.log);
     const garbage: [string, string | Buffer][] = [
       ['not-json', '{"item": 1, "stored": 17'],
@@ -241,9 +246,7 @@ describe('abstract-cache adapter', () => {
   });
 
   it('@fastify/caching treats a garbage entry as a miss: 200, not 500', async () => {
-    const app = Fastify({ logger: false });
-    apps.push(app);
-    await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false });
+    const app = await makeApp();
     const cache = app.redis.abstractCache('http');
     if (cache === null) throw new Error('null adapter');
     await app.register(caching, { cache });
@@ -266,9 +269,9 @@ describe('abstract-cache adapter', () => {
   });
 
   it('drives @fastify/caching: ETag → 304 while cached, 200 again after the etag lifetime', async () => {
-    const app = Fastify({ logger: false });
-    apps.push(app);
-    await app.register(redisconn, { addr: server.addr, argv: [], env: {}, metrics: false });
+    /** The short etag lifetime: long enough to see a 304 first on a busy machine. */
+    const SHORT_MS = 300;
+    const app = await makeApp();
     const cache = app.redis.abstractCache('http');
     if (cache === null) throw new Error('null adapter');
     await app.register(caching, { cache });
@@ -280,7 +283,7 @@ describe('abstract-cache adapter', () => {
     });
     app.get('/short', async (_request, reply) => {
       served++;
-      reply.etag('x', 200);
+      reply.etag('x', SHORT_MS);
       return { short: true };
     });
 
@@ -308,7 +311,10 @@ describe('abstract-cache adapter', () => {
     await short.arrayBuffer();
     const cached = await fetch(`${base}/short`, { headers: { 'if-none-match': 'x' } });
     expect(cached.status).toBe(304);
-    await sleep(300);
+    const shortPttl = (await raw.do('PTTL', 'redisconn.blobcache.http:fastify-caching:x')) as number;
+    expect(shortPttl).toBeGreaterThan(0);
+    expect(shortPttl).toBeLessThanOrEqual(SHORT_MS);
+    await expectExpires('redisconn.blobcache.http:fastify-caching:x');
     const expired = await fetch(`${base}/short`, { headers: { 'if-none-match': 'x' } });
     expect(expired.status).toBe(200);
     expect(await expired.json()).toEqual({ short: true });

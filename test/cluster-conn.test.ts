@@ -7,7 +7,7 @@
  * bad arguments, the lease before the topology is known, and many conns at
  * once. Faults (failover, kill, reshard) live in cluster-faults.test.ts.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConnClosedError, CrossSlotError, dial, newCluster, PubSubConn, RedisError, Script, slotOf, TimeoutError, type Cluster, type Conn, type PubSubMessage, type Reply } from '../src/index.js';
 import { startRedisCluster, type TestRedisCluster } from '../src/testing/index.js';
 import { eventually, guardProcessErrors, parseClientList, rejection, settle, sleep, text, thrownBy, within } from './helpers.js';
@@ -852,8 +852,11 @@ describe('ClusterConn: subscriptions', () => {
     const sub = new PubSubConn(conn, { healthCheckMs: 50 });
     await sub.subscribe('hc');
     expect(await sub.receive()).toEqual({ kind: 'subscribe', channel: 'hc', count: 1 });
+    const sends = vi.spyOn(conn, 'send');
     const next = settle(sub.receive());
-    await sleep(400); // several health PINGs, their answers swallowed
+    // A quiet period: a health PING goes out; its answer is swallowed.
+    expect(await eventually(() => sends.mock.calls.some(([command]) => command === 'PING'))).toBe(true);
+    sends.mockRestore();
     await client.do('PUBLISH', 'hc', 'late');
     const got = await within(next, 2_000, 'late message');
     expect(got.ok).toBe(true);
@@ -925,7 +928,12 @@ describe('ClusterConn: scripts and keyless commands', () => {
       busyConn.do('EVAL', 'local t0 = redis.call("TIME") while true do local t = redis.call("TIME") if (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 2000000 then break end end return 1', 1, k),
     );
     try {
-      await sleep(300);
+      // The script runs once the node answers others BUSY.
+      const answersBusy = async (): Promise<boolean> => {
+        const ping = await settle(adminOf(victim).do('PING'));
+        return !ping.ok && String(ping.error).includes('BUSY');
+      };
+      expect(await eventually(answersBusy)).toBe(true);
       const outcome = await settle(conn.do('SCRIPT', 'KILL'));
       expect(outcome.ok ? outcome.value : String(outcome.error)).toBe('OK');
     } finally {

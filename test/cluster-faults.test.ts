@@ -246,6 +246,17 @@ class Load {
     return this.options.doCallers + this.options.connCallers;
   }
 
+  /**
+   * Waits until `more` further calls have been answered (default: every
+   * caller three times over), failing the test after `timeoutMs`: a phase of
+   * the load lasts for an amount of traffic, not for a time.
+   */
+  async served(more = 3 * this.callers, timeoutMs = 5_000): Promise<void> {
+    const from = this.ok;
+    const reached = await eventually(() => this.ok - from >= more, timeoutMs);
+    expect(reached, `${more} more calls answered within ${timeoutMs} ms (${this.ok - from} were)`).toBe(true);
+  }
+
   /** Calls `listener` with every finished call from now on. */
   watch(listener: (op: Op) => void): void {
     this.listeners.push(listener);
@@ -376,7 +387,7 @@ describe('resharding a hot slot under load', () => {
     const load = new Load({ doSource: client, counters, setKey: (i) => `{hot}:set${i}` });
     expect(load.callers).toBeGreaterThanOrEqual(20);
     try {
-      await sleep(200);
+      await load.served();
       const from = await cluster.masterOf(hot);
       const to = otherMaster(from);
       const started = performance.now();
@@ -386,15 +397,15 @@ describe('resharding a hot slot under load', () => {
         const batch = await cluster.migrateKeys(hot, { count: 3 });
         if (batch === 0) break;
         moved += batch;
-        await sleep(30);
+        await load.served(load.callers); // traffic between the steps
       }
       await cluster.finishSlotMigration(hot);
       const stepwiseMs = performance.now() - started;
-      await sleep(200);
+      await load.served();
       const back = performance.now();
       await cluster.moveSlot(hot, from);
       const backMs = performance.now() - back;
-      await sleep(200);
+      await load.served();
       await load.stop();
       figures['1 reshard'] = { callers: load.callers, ok: load.ok, acked_incr: load.ackedIncrs, keys_migrated_stepwise: moved, stepwise_ms: Math.round(stepwiseMs), move_back_ms: Math.round(backMs), redirects: client.stats().redirects, max_do_ms: Math.round(load.maxDoMs), max_conn_ms: Math.round(load.maxConnMs) };
       expect(load.errors.map((op) => `${op.via} ${op.cmd} ${op.key}: ${String(op.error)}`)).toEqual([]);
@@ -511,7 +522,7 @@ describe('seeds', () => {
     // The callers start before the topology is known: they all wait for the one first read.
     const load = new Load({ doSource: client, counters, setKey: (i) => `seeds:set${i}` });
     try {
-      await sleep(500);
+      await load.served(101);
       await load.stop();
       expect(load.errors.map((op) => `${op.via} ${op.cmd} ${op.key}: ${String(op.error)}`)).toEqual([]);
       expect(load.ok).toBeGreaterThan(100);
@@ -568,11 +579,12 @@ describe('CLUSTER FAILOVER under load', () => {
       if (op.error === null && op.start > done && op.cmd !== 'GET' && (onShard.has(op.key) || op.cmd === 'SET')) afterwards++;
     });
     try {
-      await sleep(300);
+      await load.served();
       const started = performance.now();
       const promoted = await cluster.failover(master);
       done = performance.now();
-      await sleep(500);
+      // Traffic continues on the shard: wait for it (the count is checked below).
+      await eventually(() => afterwards > 20, 5_000);
       await load.stop();
       const errors = load.errors.map((op) => op.error);
       figures[`2 failover, readFrom ${readFrom}`] = { callers: load.callers, ok: load.ok, acked_incr: load.ackedIncrs, errors: countKinds(errors), samples: samples(load.errors), failover_ms: Math.round(done - started), writes_on_shard_after: afterwards, max_do_ms: Math.round(load.maxDoMs), max_conn_ms: Math.round(load.maxConnMs), redirects: client.stats().redirects };
@@ -708,6 +720,7 @@ describe('a sharded subscriber', () => {
       const results = await Promise.all(
         subs.map(async (sub, i) => {
           const first = settle(sub.receive());
+          // No event tells that the receive waits: a moment for it to, before the ssubscribe.
           await sleep(10);
           const subscribed = await settle(sub.ssubscribe(channels[i] as string));
           if (!subscribed.ok) return `${channels[i]}: ssubscribe rejected: ${String(subscribed.error)}`;
@@ -735,7 +748,7 @@ describe('a sharded subscriber', () => {
   it('follows its channel across a kill -9 of the channel’s master (its replica taking over)', async () => {
     await subscriberAcross('kill -9', async (owner) => {
       await cluster.killNode(owner);
-      await sleep(300);
+      await sleep(300); // the scenario: the replica takes over 300 ms after the kill
       await cluster.failover(owner);
     });
   }, 20_000);
@@ -771,13 +784,13 @@ async function killMasterUnderLoad(name: string, promote: (victim: TestClusterNo
   });
   const ms = (value: number): number | string => (Number.isFinite(value) ? Math.round(value) : 'none');
   try {
-    await sleep(300);
+    await load.served(51);
     expect(load.ok).toBeGreaterThan(50);
     killedAt = performance.now();
     await cluster.killNode(victim);
     const [promoted, how] = await promote(victim, replica);
     await eventually(() => firstWrite.do < Infinity && firstWrite.conn < Infinity, 4_000);
-    await sleep(300);
+    await load.served(); // more traffic after the recovery
     await load.stop();
     await cluster.waitForState();
     await cluster.refreshRoles();
@@ -834,7 +847,7 @@ describe('kill -9 of a master under load', () => {
 
   it('the replica takes over at once (no CLUSTERDOWN phase): connections find the new master too, within 2 s', async () => {
     await killMasterUnderLoad('takeover', async (victim, replica) => {
-      await sleep(300);
+      await sleep(300); // the scenario: TAKEOVER 300 ms after the kill
       const polled = promotedAt(replica.addr, 5_000);
       await cluster.failover(victim);
       return [await polled, 'CLUSTER FAILOVER TAKEOVER 300 ms after the kill'];
@@ -852,7 +865,7 @@ describe('restarted nodes', () => {
     const counters = Array.from({ length: 16 }, (_, i) => `restart:n${i}`);
     const load = new Load({ doSource: client, counters, setKey: (i) => `restart:set${i}` });
     try {
-      await sleep(300);
+      await load.served();
       expect(client.stats().nodes.filter((n) => dead.some((node) => node.addr === n.addr)).map((n) => n.addr)).toEqual([]);
       const started = performance.now();
       for (const node of dead) await cluster.restartNode(node);
@@ -860,7 +873,7 @@ describe('restarted nodes', () => {
       const listed = (): boolean => dead.every((node) => client.stats().nodes.some((n) => n.addr === node.addr && n.role === 'replica' && n.stats.sharedCommands > 0));
       const shown = await eventually(listed, 3_000);
       const shownMs = performance.now() - started - restartMs;
-      await sleep(200);
+      await load.served(); // more traffic with the nodes back
       await load.stop();
       const errors = load.errors.map((op) => op.error);
       figures['4 masters restarted'] = { nodes: dead.map((node) => node.addr), restart_ms: Math.round(restartMs), listed_after_restart_ms: Math.round(shownMs), errors: countKinds(errors), ok: load.ok };
@@ -883,8 +896,9 @@ describe('restarted nodes', () => {
     const counters = [...(await keysOn(master.addr, 'replica', 10)), ...(await keysOff(master.addr, 'replica-other', 6))];
     const load = new Load({ doSource: client, counters, setKey: (i) => `replica-set:${i}` });
     try {
-      await sleep(300);
       const served = (): number => client.stats().nodes.find((n) => n.addr === replica.addr)?.stats.sharedCommands ?? -1;
+      await load.served();
+      await eventually(() => served() > 0, 5_000);
       expect(served()).toBeGreaterThan(0);
       const killed = performance.now();
       await cluster.killNode(replica);
@@ -897,7 +911,7 @@ describe('restarted nodes', () => {
       const restartMs = performance.now() - restarted;
       const shown = await eventually(() => served() > 0, 3_000);
       const shownMs = performance.now() - restarted - restartMs;
-      await sleep(200);
+      await load.served(); // more traffic with the replica back
       await load.stop();
       const errors = load.errors.map((op) => op.error);
       figures['4 replica restarted'] = { dropped_after_kill_ms: Math.round(droppedMs), restart_ms: Math.round(restartMs), served_after_restart_ms: Math.round(shownMs), errors: countKinds(errors), read_errors: load.errors.filter((op) => op.cmd === 'GET').length, ok: load.ok };
@@ -932,11 +946,11 @@ describe('nodes announcing hostnames', () => {
     const counters = Array.from({ length: 12 }, (_, i) => `{named}:n${i}`).concat(Array.from({ length: 6 }, (_, i) => `named:n${i}`));
     const load = new Load({ doSource: client, counters, setKey: (i) => `{named}:set${i}` });
     try {
-      await sleep(300);
+      await load.served();
       const slot = slotOf('named');
       const from = await cluster.masterOf(slot);
       await cluster.moveSlot(slot, otherMaster(from));
-      await sleep(300);
+      await load.served(); // traffic after the move (MOVED followed)
       await load.stop();
       figures['6 hostnames via addressMap'] = { ok: load.ok, redirects: client.stats().redirects, nodes: client.stats().nodes.map((n) => n.addr).sort() };
       expect(load.errors.map((op) => `${op.via} ${op.cmd} ${op.key}: ${String(op.error)}`)).toEqual([]);
@@ -954,7 +968,8 @@ describe('nodes announcing hostnames', () => {
     const counters = Array.from({ length: 12 }, (_, i) => `unnamed:n${i}`);
     const load = new Load({ doSource: client, counters, setKey: (i) => `unnamed:set${i}`, callTimeoutMs: 1_000 });
     try {
-      await sleep(800);
+      // Every caller answered (with an error) at least once; checked below.
+      await eventually(() => load.errors.length >= load.callers || load.ok > 0, 5_000);
       await load.stop();
       const calls = load.ok + load.errors.length;
       figures['6 hostnames without addressMap'] = { calls, errors: countKinds(load.errors.map((op) => op.error)), max_do_ms: Math.round(load.maxDoMs), max_conn_ms: Math.round(load.maxConnMs) };

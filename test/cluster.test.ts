@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Cluster, ClusterError, CrossSlotError, dial, newCluster, newPool, PubSubConn, RedisError, Script, slotOf, type Conn, type PubSubMessage } from '../src/index.js';
 import { startRedisCluster, type TestRedisCluster } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, text } from './helpers.js';
+import { eventually, guardProcessErrors, rejection, someoneBlocked, text } from './helpers.js';
 
 guardProcessErrors();
 
@@ -197,7 +197,12 @@ describe('Cluster.get (a Conn across the cluster)', () => {
 
   it('runs a blocking command on the node of its key', async () => {
     const popped = conn.do('BLPOP', 'block:list', '5');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const owner = await dial(await ownerOf('block:list'));
+    try {
+      expect(await eventually(() => someoneBlocked(owner))).toBe(true);
+    } finally {
+      await owner.close();
+    }
     await client.do('RPUSH', 'block:list', 'item');
     expect(((await popped) as Buffer[]).map(text)).toEqual(['block:list', 'item']);
   });
@@ -247,8 +252,12 @@ describe('redirects and topology changes', () => {
     const values = await Promise.all([client.do('GET', '{ask}a'), client.do('GET', '{ask}b')]);
     expect(values.map(text).sort()).toEqual(['1', '2']);
     expect(client.stats().redirects.ask).toBeGreaterThanOrEqual(1);
+    const tryagains = client.stats().redirects.tryagain;
     const mget = client.do('MGET', '{ask}a', '{ask}b');
-    setTimeout(() => void cluster.migrateKeys(slot).then(() => cluster.finishSlotMigration(slot)), 30);
+    // The migration ends once the MGET has been told TRYAGAIN (and retries).
+    expect(await eventually(() => client.stats().redirects.tryagain > tryagains)).toBe(true);
+    await cluster.migrateKeys(slot);
+    await cluster.finishSlotMigration(slot);
     expect(((await mget) as Buffer[]).map(text)).toEqual(['1', '2']);
     await cluster.waitForState();
   });

@@ -32,10 +32,7 @@ guardProcessErrors();
 
 let server: TestRedisServer;
 let conn: Conn;
-useServerWithConn((started) => {
-  server = started.server;
-  conn = started.conn;
-});
+useServerWithConn((started) => ({ server, conn } = started));
 
 /** The server's COMMAND reply (RESP2) and what it says, parsed. */
 let commandReply: Reply;

@@ -15,10 +15,7 @@ guardProcessErrors();
 
 let server: TestRedisServer;
 let admin: Conn;
-useServerWithConn((started) => {
-  server = started.server;
-  admin = started.conn;
-});
+useServerWithConn((started) => ({ server, conn: admin } = started));
 
 describe('the table', () => {
   it.each([

@@ -20,7 +20,7 @@ import { newPool, type Pool } from '../src/pool.js';
 import { PubSubConn } from '../src/pubsub.js';
 import type { Reply } from '../src/resp/decode.js';
 import type { TestRedisServer } from '../src/testing/index.js';
-import { clientInfo, clientList, eventually, guardProcessErrors, rejection, settle, sleep, text, thrownBy, useServerWithConn, within } from './helpers.js';
+import { clientInfo, clientList, eventually, guardProcessErrors, rejection, settle, someoneBlocked, text, thrownBy, uniqueKeys, useServerWithConn, within } from './helpers.js';
 
 guardProcessErrors();
 
@@ -33,13 +33,7 @@ let server: TestRedisServer;
 /** "Another connection": a plain conn in db 0 the tests use to observe and interfere. */
 let admin: Conn;
 
-useServerWithConn(
-  (started) => {
-    server = started.server;
-    admin = started.conn;
-  },
-  { args: ['--enable-debug-command', 'yes'] },
-);
+useServerWithConn((started) => ({ server, conn: admin } = started), { args: ['--enable-debug-command', 'yes'] });
 
 /** Cleanups registered by the running test's fixture, run last-in first-out after it. */
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -161,11 +155,8 @@ const FACTORIES: Factory[] = [
   { name: 'plugin request conn (exclusiveConnections)', pooled: true, open: () => pluginFixture({ exclusiveConnections: true }) },
 ];
 
-let keySeq = 0;
 /** A key no other test uses. */
-function key(name: string): string {
-  return `contract:${name}:${++keySeq}`;
-}
+const key = uniqueKeys('contract');
 
 /** The code of a RedisError (fails the test for anything else). */
 function codeOf(err: unknown): string {
@@ -174,9 +165,8 @@ function codeOf(err: unknown): string {
 }
 
 /** Whether the server shows a client blocked in BLPOP. */
-async function someoneBlocked(): Promise<boolean> {
-  return (await clientList(admin)).some((client) => client.cmd === 'blpop' && (client.flags ?? '').includes('b'));
-}
+/** Whether a client of the server is blocked in BLPOP. */
+const blocked = (): Promise<boolean> => someoneBlocked(admin);
 
 /** Calls `call`, failing when it throws synchronously; returns its promise. */
 function noSyncThrow(call: () => Promise<unknown>): Promise<unknown> {
@@ -405,7 +395,7 @@ describe.each(FACTORIES)('Conn contract: $name', (factory) => {
     it('BLPOP is served by an LPUSH from another connection', async () => {
       const q = key('q');
       const popped = settle(conn.do('BLPOP', q, 5));
-      expect(await eventually(someoneBlocked)).toBe(true);
+      expect(await eventually(blocked)).toBe(true);
       expect(await admin.do('LPUSH', q, 'job')).toBe(1);
       const result = await within(popped, 3_000, 'BLPOP');
       expect(result.ok).toBe(true);
@@ -448,7 +438,7 @@ describe.each(FACTORIES)('Conn contract: $name', (factory) => {
     });
 
     it('CLIENT SETNAME then CLIENT GETNAME', async () => {
-      const name = `contract-${++keySeq}`;
+      const name = key('client-name');
       expect(await conn.do('CLIENT', 'SETNAME', name)).toBe('OK');
       expect(text(await conn.do('CLIENT', 'GETNAME'))).toBe(name);
       expect((await clientList(admin)).filter((client) => client.name === name)).toHaveLength(1);
@@ -484,7 +474,7 @@ describe.each(FACTORIES)('Conn contract: $name', (factory) => {
       const controller = new AbortController();
       const reason = new Error('aborted in flight');
       const pending = settle(conn.doWithSignal(controller.signal, 'BLPOP', key('q'), 2));
-      expect(await eventually(someoneBlocked)).toBe(true);
+      expect(await eventually(blocked)).toBe(true);
       controller.abort(reason);
       const result = await within(pending, 500, 'aborted BLPOP');
       expect(result).toEqual({ ok: false, error: reason });
@@ -568,10 +558,14 @@ describe.each(FACTORIES)('Conn contract: $name', (factory) => {
       await conn.do('');
       look('after do("")');
 
-      const popped = settle(conn.do('BLPOP', key('q'), '0.2'));
+      const popped = settle(conn.do('BLPOP', key('q'), '30'));
       look('BLPOP just called');
-      await sleep(50);
+      expect(await eventually(blocked)).toBe(true);
       look('BLPOP blocked');
+      // Ended as its timeout would end it: a null reply.
+      for (const client of await clientList(admin)) {
+        if (client.cmd === 'blpop') await admin.do('CLIENT', 'UNBLOCK', client.id as string, 'TIMEOUT');
+      }
       expect(await popped).toEqual({ ok: true, value: null });
       look('after BLPOP');
 
@@ -595,7 +589,7 @@ describe.each(FACTORIES)('Conn contract: $name', (factory) => {
 
     it('close() while a BLPOP (1 s) is in flight: pooled, the BLPOP still answers null and a next borrower is served at once; dialed, it is aborted', async () => {
       const popped = settle(conn.do('BLPOP', key('q'), 1));
-      expect(await eventually(someoneBlocked)).toBe(true);
+      expect(await eventually(blocked)).toBe(true);
       const closing = settle(conn.close());
       if (!factory.pooled) {
         // A connection from dial() closes at once: the call in flight is aborted (documented on Conn.close).

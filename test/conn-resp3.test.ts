@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dial, type Conn } from '../src/index.js';
 import type { TestRedisServer } from '../src/testing/index.js';
-import { sleep, useServerWithConn } from './helpers.js';
+import { eventually, someoneBlocked, useServerWithConn } from './helpers.js';
 
 describe('RESP3 pushes and replies sharing one connection', () => {
   let server: TestRedisServer;
@@ -17,11 +17,7 @@ describe('RESP3 pushes and replies sharing one connection', () => {
     const popped = conn.do('BLPOP', 'queue', 0);
     const message = conn.receiveWithTimeout(5000);
     // Wait until the BLPOP is really blocked, then publish before unblocking it.
-    for (let i = 0; i < 100; i++) {
-      const clients = String(await other.do('CLIENT', 'LIST'));
-      if (clients.includes('cmd=blpop')) break;
-      await sleep(10);
-    }
+    expect(await eventually(() => someoneBlocked(other))).toBe(true);
     expect(await other.do('PUBLISH', 'news', 'hello')).toBe(1);
     await other.do('LPUSH', 'queue', 'job');
 

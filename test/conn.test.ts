@@ -9,7 +9,7 @@ import { dial, type DialOptions } from '../src/dial.js';
 import { ConnClosedError, RedisError, TimeoutError } from '../src/errors.js';
 import type { Reply } from '../src/resp/decode.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, settle, sleep, text } from './helpers.js';
+import { guardProcessErrors, rejection, settle, sleep, text, uniqueKeys } from './helpers.js';
 
 guardProcessErrors();
 
@@ -31,11 +31,8 @@ async function connect(options: DialOptions = {}, target: TestRedisServer = serv
   return conn;
 }
 
-let keySeq = 0;
 /** A key no other test uses. */
-function key(name: string): string {
-  return `conn-test:${name}:${++keySeq}`;
-}
+const key = uniqueKeys('conn-test');
 
 beforeAll(async () => {
   server = await startRedisServer({ args: ['--enable-debug-command', 'yes'] });
@@ -325,6 +322,7 @@ describe('timeouts', () => {
 
   it('the read timeout does not fire on an idle conn with nothing owed', async () => {
     const conn = await connect({ readTimeoutMs: 100 });
+    // Time itself is the condition (a timer that does not fire sends no event): past two read timeouts.
     await sleep(250);
     expect(conn.err()).toBeNull();
     expect(await conn.do('PING')).toBe('PONG');

@@ -8,6 +8,7 @@
  * (SIGSTOP) ends the stream with an `error` event instead of hanging it.
  */
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { buildApp, type ExampleOptions } from '../examples/app.js';
@@ -188,6 +189,8 @@ describe('example app', () => {
   it('a client that leaves while the SSE handler waits for a connection does not leak it', async () => {
     const app = await makeApp({ redis: { addr: server.addr, maxActive: 1 } });
     const pool = app.redis.pool as Pool;
+    let socketsClosed = 0;
+    app.server.on('connection', (socket: Socket) => socket.once('close', () => socketsClosed++));
     const base = new URL(await app.listen({ port: 0, host: '127.0.0.1' }));
     const held = await pool.get(); // exclusive: holds the only connection
     const req = http.get({ host: base.hostname, port: base.port, path: '/events/late' });
@@ -195,7 +198,8 @@ describe('example app', () => {
     // The handler is queued for the only connection.
     expect(await eventually(() => pool.stats().waitCount === 1)).toBe(true);
     req.destroy();
-    await sleep(50);
+    // The server has seen the client leave (its request is aborted with the socket).
+    expect(await eventually(() => socketsClosed === 1)).toBe(true);
     await held.close();
     // It gets the connection after the client left: it must give it back.
     expect(await eventually(() => lent(pool) === 0, 1_500)).toBe(true);

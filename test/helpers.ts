@@ -1,9 +1,9 @@
 /**
  * Shared helpers of the client test suites: a guard against stray process-level
  * errors, promise settling without unhandled rejections, timing helpers
- * (sleep, eventually, within), a redis-server + conn fixture, Fastify app
- * helpers, CLIENT LIST parsing, and a throwaway CA + server certificate for
- * TLS tests.
+ * (sleep, eventually, within), unique keys, a redis-server + conn fixture, a
+ * counting dialer and pools over it, Fastify app helpers, CLIENT LIST parsing,
+ * and a throwaway CA + server certificate for TLS tests.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,10 +13,10 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import type { RedisconnOptions } from '../plugin/index.js';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { Conn } from '../src/conn.js';
-import type { Pool } from '../src/pool.js';
+import { Pool, type PoolOptions } from '../src/pool.js';
 import type { ConnSource } from '../src/source.js';
 import { ProtocolError } from '../src/errors.js';
-import { dial } from '../src/dial.js';
+import { dial, type DialOptions } from '../src/dial.js';
 import type { Reply } from '../src/resp/decode.js';
 import { startRedisServer, type StartRedisServerOptions, type TestRedisServer } from '../src/testing/index.js';
 
@@ -84,6 +84,16 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   }
 }
 
+/** Whether a process `pid` exists (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** What `fn` throws synchronously; undefined when it returns. */
 export function thrownBy(fn: () => unknown): unknown {
   try {
@@ -92,6 +102,15 @@ export function thrownBy(fn: () => unknown): unknown {
     return err;
   }
   return undefined;
+}
+
+/**
+ * A maker of names no other test of the file uses: `<prefix>:<name>:<n>`, n
+ * counting up (keys, channels, pattern prefixes).
+ */
+export function uniqueKeys(prefix: string): (name: string) => string {
+  let seq = 0;
+  return (name) => `${prefix}:${name}:${++seq}`;
 }
 
 /** A redis-server and one conn to it, made by {@link useServerWithConn}. */
@@ -138,6 +157,55 @@ export async function borrowAndPing(pool: Pool): Promise<void> {
   const conn = await pool.get();
   expect(await conn.do('PING')).toBe('PONG');
   await conn.close();
+}
+
+/** Counts dials and remembers the conns it made; can be told to fail or stall. */
+export class CountingDialer {
+  dials = 0;
+  readonly conns: Conn[] = [];
+  /** When set, the next dials reject with a numbered error after `failAfterMs`. */
+  failing = false;
+  failAfterMs = 0;
+  /** Delay before really dialing. */
+  delayMs = 0;
+  constructor(
+    /** The client name of every conn it dials. */
+    readonly name: string,
+    readonly addr: () => string,
+    readonly options: DialOptions = {},
+  ) {}
+
+  readonly dial = async (): Promise<Conn> => {
+    const n = ++this.dials;
+    if (this.failing) {
+      if (this.failAfterMs > 0) await sleep(this.failAfterMs);
+      throw new Error(`dial #${n} refused`);
+    }
+    if (this.delayMs > 0) await sleep(this.delayMs);
+    const conn = await dial(this.addr(), { clientName: this.name, ...this.options });
+    this.conns.push(conn);
+    return conn;
+  };
+}
+
+let countingPoolSeq = 0;
+
+/**
+ * A pool over a {@link CountingDialer} to `addr` whose conns carry a client
+ * name of their own, `<prefix>-<n>`; pushed on `pools` for the suite to close.
+ */
+export function countingPool(
+  pools: Pool[],
+  prefix: string,
+  addr: () => string,
+  options: Partial<PoolOptions> = {},
+  dialOptions: DialOptions = {},
+): { pool: Pool; dialer: CountingDialer; name: string } {
+  const name = `${prefix}-${++countingPoolSeq}`;
+  const dialer = new CountingDialer(name, addr, dialOptions);
+  const pool = new Pool({ dial: dialer.dial, ...options });
+  pools.push(pool);
+  return { pool, dialer, name };
 }
 
 /** Closes `pool`, failing the test when that takes over `ms` (a close that hangs). */
@@ -216,6 +284,11 @@ export async function clientList(admin: Conn): Promise<Record<string, string>[]>
   return parseClientList(await admin.do('CLIENT', 'LIST'));
 }
 
+/** Whether a client of the server of `admin` is blocked in `command` (default BLPOP), as CLIENT LIST says. */
+export async function someoneBlocked(admin: Conn, command = 'blpop'): Promise<boolean> {
+  return (await clientList(admin)).some((client) => client.cmd === command && (client.flags ?? '').includes('b'));
+}
+
 /** The fields of `CLIENT INFO` for `conn` itself. */
 export async function clientInfo(conn: Conn): Promise<Record<string, string>> {
   const [info] = parseClientList(await conn.do('CLIENT', 'INFO'));
@@ -273,14 +346,34 @@ export function makeCertificates(): TestCertificates {
 /** What `app.ready()` rejects with for a bad registration (an ErrBadOption, ErrUnreachable, ...). */
 export type ReadyError = Error & { code?: string; statusCode?: number };
 
+/** Fastify and the plugin, loaded on first use, so suites of the client alone do not load Fastify. */
+async function fastifyAndPlugin(): Promise<[typeof import('fastify').default, typeof import('../plugin/index.js').default]> {
+  const [{ default: Fastify }, { default: redisconn }] = await Promise.all([import('fastify'), import('../plugin/index.js')]);
+  return [Fastify, redisconn];
+}
+
+/**
+ * A new app (pushed on `apps` for the suite to close) with the plugin
+ * registered and loaded (not yet ready: routes can still be added); no flags
+ * or env, no metrics, unless `options` say so. An option given as undefined
+ * is left out, so `{ metrics: undefined }` gets the plugin's own default.
+ */
+export async function makeApp(apps: FastifyInstance[], options: RedisconnOptions = {}, fastifyOptions: FastifyServerOptions = { logger: false }): Promise<FastifyInstance> {
+  const [Fastify, redisconn] = await fastifyAndPlugin();
+  const app = Fastify(fastifyOptions);
+  apps.push(app);
+  const merged = Object.entries({ argv: [], env: {}, metrics: false, ...options }).filter(([, value]) => value !== undefined);
+  await app.register(redisconn, Object.fromEntries(merged) as RedisconnOptions);
+  return app;
+}
+
 /**
  * Registers the plugin with `options` on a new app (pushed on `apps` for the
  * suite to close; no flags or env unless given, no metrics) and returns what
  * `ready()` rejects with; fails the test if it does not reject.
  */
 export async function readyError(apps: FastifyInstance[], options: RedisconnOptions, lines?: LogLine[]): Promise<ReadyError> {
-  // Loaded here, so suites of the client alone do not load Fastify.
-  const [{ default: Fastify }, { default: redisconn }] = await Promise.all([import('fastify'), import('../plugin/index.js')]);
+  const [Fastify, redisconn] = await fastifyAndPlugin();
   const app = Fastify({ logger: lines === undefined ? false : memoryLogger(lines) });
   apps.push(app);
   app.register(redisconn, { argv: [], env: {}, metrics: false, ...options });

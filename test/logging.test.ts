@@ -11,7 +11,7 @@ import { dial } from '../src/dial.js';
 import { ConnClosedError, RedisError, TimeoutError } from '../src/errors.js';
 import { newLoggingConn, type LoggingConnOptions } from '../src/logging.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection } from './helpers.js';
+import { guardProcessErrors, rejection, uniqueKeys } from './helpers.js';
 
 guardProcessErrors();
 
@@ -68,10 +68,7 @@ async function logged(options?: LoggingConnOptions, level = 'debug'): Promise<{ 
   return { conn: newLoggingConn(raw, memoryLogger(level), options), raw };
 }
 
-let seq = 0;
-function key(name: string): string {
-  return `logging-test:${name}:${++seq}`;
-}
+const key = uniqueKeys('logging-test');
 
 describe('newLoggingConn', () => {
   it('logs each command with its arguments and reply at debug level', async () => {

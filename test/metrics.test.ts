@@ -12,7 +12,7 @@ import { Registry, register as globalRegistry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import redisconn, { type Pool, type PoolStats, type RedisconnOptions } from '../plugin/index.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, sleep, useApps } from './helpers.js';
+import { eventually, guardProcessErrors, makeApp as newApp, rejection, sleep, useApps } from './helpers.js';
 
 guardProcessErrors();
 
@@ -21,11 +21,9 @@ const NAMES = ['redis_pool_connections', 'redis_pool_wait_total', 'redis_pool_wa
 let server: TestRedisServer;
 const apps = useApps(() => vi.restoreAllMocks());
 
+/** A ready app with exclusive borrows, so each get() moves the gauges (leases have their own test). */
 async function makeApp(options: RedisconnOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false });
-  apps.push(app);
-  // Exclusive borrows, so each get() moves the gauges; leases have their own test.
-  await app.register(redisconn, { addr: server.addr, argv: [], env: {}, exclusiveConnections: true, ...options });
+  const app = await newApp(apps, { addr: server.addr, exclusiveConnections: true, ...options });
   await app.ready();
   return app;
 }
@@ -82,17 +80,23 @@ describe('metrics', () => {
     // One borrowed, a second get waits for it: in_use 1, a wait counted.
     const first = await app.redis.get();
     const waiting = app.redis.get();
-    await sleep(30);
+    expect(await eventually(() => pool.stats().waitCount === 1)).toBe(true);
+    const waitSeen = performance.now();
     const during = poolSamples(await registry.metrics(), 'main');
     expect(during['redis_pool_connections{pool="main",state="in_use"}']).toBe(1);
     expect(during['redis_pool_wait_total{pool="main"}']).toBe(1);
+    // Held a few ms more, so the wait has a length the pool's ms clock can see
+    // (a duration to measure, not a wait for anything): it lasts at least from
+    // when it was seen to the release.
+    await sleep(5);
+    const heldMs = performance.now() - waitSeen;
     await first.close();
     const second = await waiting;
     await second.close();
 
     const stats = pool.stats();
     expect(stats).toMatchObject({ activeCount: 1, idleCount: 1, waitCount: 1, dials: 1 });
-    expect(stats.waitDurationMs).toBeGreaterThanOrEqual(25);
+    expect(stats.waitDurationMs).toBeGreaterThanOrEqual(Math.floor(heldMs));
     const after = await registry.metrics();
     expect(poolSamples(after, 'main')).toEqual(expected('main', stats));
     for (const name of NAMES) expect(after).toContain(`# TYPE ${name} ${name === 'redis_pool_connections' ? 'gauge' : 'counter'}`);
@@ -153,22 +157,23 @@ describe('metrics', () => {
     const app = await makeApp({ name: 'push', metrics: { registry, intervalMs: 20 } });
     const pool = app.redis.pool as Pool;
     const stats = vi.spyOn(pool, 'stats');
-    await sleep(150);
-    const calls = stats.mock.calls.length;
-    expect(calls).toBeGreaterThanOrEqual(3);
+    expect(await eventually(() => stats.mock.calls.length >= 3)).toBe(true);
     // The refreshed values are visible to a push-style reader without collect().
     const conn = await app.redis.get();
-    await sleep(60);
     const gauge = registry.getSingleMetric('redis_pool_connections') as unknown as { hashMap: Record<string, { value: number; labels: Record<string, string> }> };
-    const inUse = Object.values(gauge.hashMap).find((entry) => entry.labels.state === 'in_use');
-    expect(inUse?.value).toBe(1);
+    const inUse = (): number | undefined => Object.values(gauge.hashMap).find((entry) => entry.labels.state === 'in_use')?.value;
+    expect(await eventually(() => inUse() === 1)).toBe(true);
     await conn.close();
 
     const started = performance.now();
     await app.close();
     expect(performance.now() - started).toBeLessThan(500);
     const atClose = stats.mock.calls.length;
-    await sleep(100);
+    // No event tells of a refresh that does not happen. Node runs timers of
+    // one duration in the order they are due, so had the 20 ms interval
+    // survived close(), it would fire before each of these 20 ms sleeps ends.
+    await sleep(20);
+    await sleep(20);
     expect(stats.mock.calls.length).toBe(atClose);
     expect(await registry.getMetricsAsJSON()).toEqual([]);
   });
@@ -214,7 +219,7 @@ describe('metrics', () => {
     expect(globalRegistry.getSingleMetric('redis_pool_connections')).toBeUndefined();
     await off.close();
 
-    const byDefault = await makeApp({ name: 'global' });
+    const byDefault = await makeApp({ name: 'global', metrics: undefined }); // the plugin's default
     expect(globalRegistry.getSingleMetric('redis_pool_connections')).toBeDefined();
     expect(await globalRegistry.metrics()).toContain('redis_pool_connections{pool="global",state="idle"} 0');
     await byDefault.close();

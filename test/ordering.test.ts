@@ -10,16 +10,13 @@ import { dial } from '../src/dial.js';
 import { TimeoutError } from '../src/errors.js';
 import { newPool } from '../src/pool.js';
 import type { TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, sleep, text, useServerWithConn, within } from './helpers.js';
+import { eventually, guardProcessErrors, rejection, someoneBlocked, text, useServerWithConn, within } from './helpers.js';
 
 guardProcessErrors();
 
 let server: TestRedisServer;
 let admin: Conn;
-useServerWithConn((started) => {
-  server = started.server;
-  admin = started.conn;
-});
+useServerWithConn((started) => ({ server, conn: admin } = started));
 
 describe('connection', () => {
   it('unasked RESP3 pushes do not extend the read deadline of the awaited reply', async () => {
@@ -48,9 +45,10 @@ describe('connection', () => {
       const blpop = conn.do('BLPOP', 'ordering:k2', 0);
       const drained = conn.do('');
       const received = conn.receive();
-      await sleep(50);
+      // The push comes while the BLPOP is blocked …
+      expect(await eventually(() => someoneBlocked(admin))).toBe(true);
       await admin.do('PUBLISH', 'ordering:ch2', 'm1');
-      await sleep(50);
+      // … and, PUBLISH answered before RPUSH is sent, on the wire before the BLPOP reply.
       await admin.do('RPUSH', 'ordering:k2', 'v');
       await blpop;
       await drained;

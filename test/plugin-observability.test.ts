@@ -14,12 +14,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import redisconn, { ErrBadOption, RedisError, dial, type Conn, type RedisconnOptions } from '../plugin/index.js';
+import { ErrBadOption, RedisError, dial, type Conn, type RedisconnOptions } from '../plugin/index.js';
 import { startRedisCluster, type TestRedisServer } from '../src/testing/index.js';
-import { eventually, guardProcessErrors, type LogLine, memoryLogger, readyError, rejection, useApps, useServerWithConn } from './helpers.js';
+import { eventually, guardProcessErrors, type LogLine, makeApp as newApp, memoryLogger, readyError, useApps, useServerWithConn } from './helpers.js';
 
 guardProcessErrors();
 
@@ -40,9 +40,7 @@ useServerWithConn((started) => ({ server, conn: admin } = started), { args: ['--
  * know, and DEBUG SLEEP.
  */
 async function makeApp(options: RedisconnOptions, lines?: LogLine[]): Promise<FastifyInstance> {
-  const app = Fastify({ logger: lines === undefined ? false : memoryLogger(lines) });
-  apps.push(app);
-  await app.register(redisconn, { addr: server.addr, argv: [], env: {}, ...options });
+  const app = await newApp(apps, { addr: server.addr, ...options }, { logger: lines === undefined ? false : memoryLogger(lines) });
   app.get<{ Params: { key: string } }>('/get/:key', async (request) => {
     await using conn = await request.redis.get();
     const value = await conn.do('GET', request.params.key);
@@ -314,18 +312,13 @@ describe('option checks', () => {
     await app.close();
     expect(commandChannel.start.hasSubscribers).toBe(false);
 
-    const unreachable = Fastify({ logger: false });
-    apps.push(unreachable);
-    unreachable.register(redisconn, {
+    await readyError(apps, {
       addr: '127.0.0.1:1',
-      argv: [],
-      env: {},
       connectOnStart: true,
       connectTimeoutMs: 500,
       slowCommandMs: 10,
       metrics: { registry: new Registry(), commandDuration: true },
     });
-    await rejection(Promise.resolve(unreachable.ready()));
     expect(commandChannel.start.hasSubscribers).toBe(false);
   });
 });

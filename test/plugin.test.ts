@@ -27,7 +27,7 @@ import redisconn, {
   type RedisconnOptions,
 } from '../plugin/index.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientList, eventually, guardProcessErrors, lent, memoryLogger, rejection, sleep, text, useApps, useServerWithConn, type LogLine } from './helpers.js';
+import { clientList, eventually, guardProcessErrors, lent, makeApp as newApp, memoryLogger, rejection, text, uniqueKeys, useApps, useServerWithConn, type LogLine } from './helpers.js';
 
 guardProcessErrors();
 
@@ -51,11 +51,37 @@ function warnings(lines: LogLine[], containing: string): LogLine[] {
 }
 
 /** An app with the plugin; hermetic (no flags/env) and without metrics unless asked. */
-async function makeApp(options: RedisconnOptions = {}, fastifyOptions: FastifyServerOptions = { logger: false }): Promise<FastifyInstance> {
-  const app = Fastify(fastifyOptions);
-  apps.push(app);
-  await app.register(redisconn, { argv: [], env: {}, metrics: false, clientName: CLIENT_NAME, ...options });
-  return app;
+function makeApp(options: RedisconnOptions = {}, fastifyOptions?: FastifyServerOptions): Promise<FastifyInstance> {
+  return newApp(apps, { clientName: CLIENT_NAME, ...options }, fastifyOptions);
+}
+
+/**
+ * Counts the requests that have passed `hook` on `app`. Added after the
+ * plugin's own hook of that name, it runs after it; `reached(n)` waits for
+ * n runs and one macrotask turn more (for what the plugin's hook deferred
+ * with setImmediate): whatever the plugin does at that point has been done.
+ */
+function hookRuns(app: FastifyInstance, hook: 'onSend' | 'onResponse' | 'onRequestAbort'): { reached(n: number): Promise<void> } {
+  let runs = 0;
+  if (hook === 'onSend') {
+    app.addHook('onSend', async (_request, _reply, payload) => {
+      runs++;
+      return payload;
+    });
+  } else if (hook === 'onResponse') {
+    app.addHook('onResponse', async () => void runs++);
+  } else {
+    app.addHook('onRequestAbort', (_request, done) => {
+      runs++;
+      done();
+    });
+  }
+  return {
+    async reached(n) {
+      expect(await eventually(() => runs >= n), `${n} runs of ${hook}`).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+    },
+  };
 }
 
 /** The two ways `get()` hands out connections; request-connection behaviour must not differ. */
@@ -96,10 +122,7 @@ async function readyFailure(app: FastifyInstance): Promise<{ error: Error & { co
   return { error, ms: performance.now() - started };
 }
 
-let keySeq = 0;
-function key(name: string): string {
-  return `plugin-test:${name}:${++keySeq}`;
-}
+const key = uniqueKeys('plugin-test');
 
 useServerWithConn((started) => ({ server, conn: admin } = started));
 
@@ -238,7 +261,7 @@ describe('no address configured', () => {
     expect(app.redis.pool).toBeNull();
     expect(getPool(app)).toBeNull();
     expect(app.redis.blobCache('ns')).toBeNull();
-    expect(app.redis.abstractCache('ns')).toBeNull();
+    expect(() => app.redis.abstractCache('ns')).toThrow(ErrNotConfigured);
     const err = await rejection(app.redis.get());
     expect(err).toBeInstanceOf(ErrNotConfigured);
     expect(err).toMatchObject({ code: 'FST_REDIS_NOT_CONFIGURED', statusCode: 503, message: 'Redis connection pool is not configured' });
@@ -392,9 +415,11 @@ describe('startup', () => {
     const k = key('inflight');
     let entered!: () => void;
     const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
     app.post('/slow', async (request) => {
       entered();
-      await sleep(300);
+      await released;
       await using conn = await request.redis.get();
       return { value: asInt(await conn.do('INCR', k)) };
     });
@@ -404,6 +429,9 @@ describe('startup', () => {
     const response = request(base, { method: 'POST', path: '/slow' });
     await inHandler;
     const closing = app.close();
+    // The handler goes on once close() is under way (the server stopped listening).
+    expect(await eventually(() => !app.server.listening)).toBe(true);
+    release();
     const res = await response;
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toEqual({ value: 1 });
@@ -501,6 +529,7 @@ describe.each(MODES)('connections borrowed through a request ($name)', ({ exclus
       await conn.do('PING');
       throw new Error('after using');
     });
+    const responses = hookRuns(app, 'onResponse');
     const base = await listen(app);
     for (let i = 0; i < 3; i++) {
       expect((await app.inject('/close')).json()).toEqual({ pong: 'PONG' });
@@ -508,7 +537,8 @@ describe.each(MODES)('connections borrowed through a request ($name)', ({ exclus
       expect((await fetch(`${base}/using`)).status).toBe(200);
       expect((await fetch(`${base}/using-throws`)).status).toBe(500);
     }
-    await sleep(50);
+    // The plugin warns (if at all) by the end of onResponse: wait for all 12.
+    await responses.reached(12);
     expect(warnings(lines, FORGOT)).toEqual([]);
     expect(lent(app.redis.pool)).toBe(0);
     expect(app.redis.pool?.stats().activeCount).toBe(exclusive ? 2 : 1);
@@ -521,9 +551,10 @@ describe.each(MODES)('connections borrowed through a request ($name)', ({ exclus
     const inHandler = new Promise<void>((resolve) => (entered = resolve));
     let finished!: (outcome: string) => void;
     const handlerDone = new Promise<string>((resolve) => (finished = resolve));
+    const queue = key('abort-q');
     app.get('/long', async (request) => {
       const conn = await request.redis.get(); // forgotten on purpose
-      const blpop = conn.do('BLPOP', 'plugin:abort:q', 0.5);
+      const blpop = conn.do('BLPOP', queue, 0); // answered when the test pushes
       entered();
       // The client goes away while the handler awaits Redis: the reply still
       // reaches the handler, and the connection stays the handler's.
@@ -531,18 +562,20 @@ describe.each(MODES)('connections borrowed through a request ($name)', ({ exclus
       finished(text(await conn.do('ECHO', 'after abort')));
       return { ok: true };
     });
+    const aborts = hookRuns(app, 'onRequestAbort');
     const base = new URL(await listen(app));
     const req = http.get({ host: base.hostname, port: base.port, path: '/long' });
     req.on('error', () => {});
     await inHandler;
     const pool = app.redis.pool as Pool;
     req.destroy();
-    await sleep(150);
+    await aborts.reached(1);
     // Still the handler's: not handed to anyone while its BLPOP is owed.
     expect(lent(pool)).toBe(1);
     expect(pool.stats().idleCount).toBe(0);
     expect(warnings(lines, FORGOT)).toEqual([]);
-    expect(await handlerDone).toBe('null');
+    await admin.do('RPUSH', queue, 'after the abort');
+    expect(await handlerDone).toBe(`${queue},after the abort`);
     expect(await eventually(() => lent(pool) === 0)).toBe(true);
     expect(warnings(lines, FORGOT)).toHaveLength(1);
     expect(warnings(lines, FORGOT)[0]).toMatchObject({ route: '/long' });
@@ -562,25 +595,30 @@ describe.each(MODES)('connections borrowed through a request ($name)', ({ exclus
     const inHandler = new Promise<void>((resolve) => (entered = resolve));
     let closed!: () => void;
     const handlerClosed = new Promise<void>((resolve) => (closed = resolve));
+    const queue = key('tidy-q');
     app.get('/tidy', async (request) => {
       const conn = await request.redis.get();
       try {
         entered();
-        await conn.do('BLPOP', 'plugin:abort:q2', 0.3);
-        await sleep(20);
+        await conn.do('BLPOP', queue, 0); // answered when the test pushes, after the abort
         return { ok: true };
       } finally {
         await conn.close();
         closed();
       }
     });
+    const aborts = hookRuns(app, 'onRequestAbort');
+    const sends = hookRuns(app, 'onSend');
     const base = new URL(await listen(app));
     const req = http.get({ host: base.hostname, port: base.port, path: '/tidy' });
     req.on('error', () => {});
     await inHandler;
     req.destroy();
+    await aborts.reached(1);
+    await admin.do('RPUSH', queue, 'go');
     await handlerClosed;
-    await sleep(50);
+    // For an aborted request the plugin releases (and warns) after onSend.
+    await sends.reached(1);
     expect(warnings(lines, FORGOT)).toEqual([]);
     expect(lent(app.redis.pool)).toBe(0);
     expect(app.redis.pool?.stats().idleCount).toBe(1);
@@ -695,10 +733,17 @@ describe('leases (the default): stateless commands on the shared connection', ()
 describe('client errors map to HTTP', () => {
   it('PoolExhaustedError → 503 REDIS_POOL_EXHAUSTED (maxActive 1, wait false, two requests at once)', async () => {
     const app = await makeApp({ addr: server.addr, maxActive: 1, wait: false, exclusiveConnections: true });
+    let refusals = 0;
+    app.addHook('onSend', async (_request, reply, payload) => {
+      if (reply.statusCode === 503) refusals++;
+      return payload;
+    });
     app.get('/hold', async (request) => {
+      const before = refusals;
       await using conn = await request.redis.get();
       await conn.do('PING');
-      await sleep(150);
+      // Held until the other request is refused (bounded; without a refusal the statuses below differ).
+      await eventually(() => refusals > before, 5_000);
       return { ok: true };
     });
     const both = await Promise.all([app.inject('/hold'), app.inject('/hold')]);

@@ -14,7 +14,7 @@ import { dial, type DialOptions } from '../src/dial.js';
 import { ConnClosedError, TimeoutError } from '../src/errors.js';
 import { newPool, Pool, type PoolOptions } from '../src/pool.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { borrowAndPing, clientList, eventually, expectCloses, guardProcessErrors, rejection, settle, text, tick, within } from './helpers.js';
+import { borrowAndPing, clientList, countingPool, eventually, expectCloses, guardProcessErrors, rejection, settle, text, within, type CountingDialer } from './helpers.js';
 
 guardProcessErrors();
 
@@ -60,24 +60,9 @@ async function observe(server: TestRedisServer): Promise<Conn> {
   return conn;
 }
 
-let nameSeq = 0;
-
-/** A pool whose dials are counted and whose conns carry a unique client name. */
-function makePool(addr: string, options: Partial<PoolOptions> = {}, dialOptions: DialOptions = {}) {
-  const name = `faults-${++nameSeq}`;
-  const made: Conn[] = [];
-  const counter = { dials: 0 };
-  const pool = new Pool({
-    dial: async () => {
-      counter.dials++;
-      const conn = await dial(addr, { clientName: name, connectTimeoutMs: 1_000, ...dialOptions });
-      made.push(conn);
-      return conn;
-    },
-    ...options,
-  });
-  pools.push(pool);
-  return { pool, name, made, counter };
+/** A pool to `addr` whose dials are counted (1 s connect timeout unless given) and whose conns carry a unique client name. */
+function makePool(addr: string, options: Partial<PoolOptions> = {}, dialOptions: DialOptions = {}): { pool: Pool; dialer: CountingDialer; name: string } {
+  return countingPool(pools, 'faults', () => addr, options, { connectTimeoutMs: 1_000, ...dialOptions });
 }
 
 /** Counters consistent, and the server (through `observer`) sees exactly activeCount conns named `name`. */
@@ -113,7 +98,7 @@ describe('server killed and restarted on the same port', () => {
 
   it('dead idle and in-use conns are discarded, callers fail promptly, the pool serves again after restart', async () => {
     const first = await startServer();
-    const { pool, name, made, counter } = makePool(first.addr, {}, { connectTimeoutMs });
+    const { pool, name, dialer } = makePool(first.addr, {}, { connectTimeoutMs });
     const before = await observe(first);
     const borrowedConns = await Promise.all([pool.get(), pool.get(), pool.get()]);
     for (const borrowed of borrowedConns) expect(await borrowed.do('PING')).toBe('PONG');
@@ -130,7 +115,7 @@ describe('server killed and restarted on the same port', () => {
     expect(inUse).toBeInstanceOf(ConnClosedError);
     expect(performance.now() - started).toBeLessThan(connectTimeoutMs + slackMs);
     // Idle: every conn notices the EOF by itself.
-    expect(await eventually(() => made.every((conn) => conn.err() !== null), EVENTUALLY_MS)).toBe(true);
+    expect(await eventually(() => dialer.conns.every((conn) => conn.err() !== null), EVENTUALLY_MS)).toBe(true);
 
     // Borrowing: the dead idle conns are discarded (not lent), the new dial is
     // refused, and the error names the address, well within the connect timeout.
@@ -161,7 +146,7 @@ describe('server killed and restarted on the same port', () => {
     await expectTruth(pool, after, name, { active: 2, idle: 0 });
     await Promise.all(fresh.map((borrowed) => borrowed.close()));
     await expectTruth(pool, after, name, { active: 2, idle: 2 });
-    expect(counter.dials).toBe(pool.stats().dials);
+    expect(dialer.dials).toBe(pool.stats().dials);
     expect(pool.stats().dials).toBe(3 + 3 + 20 + 2);
   });
 
@@ -170,7 +155,7 @@ describe('server killed and restarted on the same port', () => {
     const { pool } = makePool(server.addr, { maxActive: 1, wait: true }, { connectTimeoutMs });
     const held = await pool.get();
     const waiters = Array.from({ length: 3 }, () => settle(pool.get()));
-    await tick(10);
+    expect(await eventually(() => pool.stats().waitCount === 3)).toBe(true);
     expect(pool.stats()).toMatchObject({ waitCount: 3, activeCount: 1 });
     await server.kill();
     expect(await rejection(held.do('PING'))).toBeInstanceOf(ConnClosedError);
@@ -214,7 +199,7 @@ describe('server killed and restarted on the same port', () => {
 describe('hung server (SIGSTOP)', () => {
   it('readTimeoutMs: a call on a paused server times out and the conn is discarded', async () => {
     const server = await startServer();
-    const { pool, name, counter } = makePool(server.addr, {}, { readTimeoutMs: 200 });
+    const { pool, name, dialer } = makePool(server.addr, {}, { readTimeoutMs: 200 });
     const observer = await observe(server);
     const borrowed = await pool.get();
     expect(await borrowed.do('PING')).toBe('PONG');
@@ -240,7 +225,7 @@ describe('hung server (SIGSTOP)', () => {
       server.resume();
     }
     await borrowAndPing(pool);
-    expect(counter.dials).toBe(3);
+    expect(dialer.dials).toBe(3);
     await expectTruth(pool, observer, name, { active: 1, idle: 1 });
   });
 
@@ -272,7 +257,7 @@ describe('hung server (SIGSTOP)', () => {
     const server = await startServer();
     const observer = await observe(server);
     let t = 1_000_000;
-    const name = `faults-${++nameSeq}`;
+    const name = 'faults-newpool'; // the only pool of this name
     const pool = newPool(server.addr, 0, { clientName: name, readTimeoutMs: 2_000, maxActive: 1, now: () => t });
     pools.push(pool);
     const borrowed = await pool.get();
@@ -288,7 +273,7 @@ describe('hung server (SIGSTOP)', () => {
       // The conn under test still holds the only slot: this one waits, then gives up.
       const aborted = new AbortController();
       const waiting = settle(pool.get({ signal: aborted.signal }));
-      await tick(20);
+      expect(await eventually(() => pool.stats().waitCount === 1)).toBe(true);
       expect(pool.stats()).toMatchObject({ activeCount: 1, idleCount: 0, waitCount: 1 });
       aborted.abort(new Error('client went away'));
       expect(await within(waiting, 1_000, 'aborted get')).toMatchObject({ ok: false, error: { message: 'client went away' } });
@@ -333,7 +318,7 @@ describe('hung server (SIGSTOP)', () => {
 describe('no growth over many cycles', () => {
   it('1,000,000 get/close cycles: stats, sockets and heap stay flat', async () => {
     const server = await startServer();
-    const { pool, name, counter } = makePool(server.addr);
+    const { pool, name, dialer } = makePool(server.addr);
     const observer = await observe(server);
     const connectedClients = async (): Promise<number> => Number(/connected_clients:(\d+)/.exec(text(await observer.do('INFO', 'clients')))?.[1]);
     await borrowAndPing(pool);
@@ -358,11 +343,11 @@ describe('no growth over many cycles', () => {
     console.log(
       `pool: ${cycles} get/close cycles in ${(elapsedMs / 1000).toFixed(2)} s (${((elapsedMs * 1000) / cycles).toFixed(2)} µs/cycle); ` +
         `heapUsed ${(heapBefore / MiB).toFixed(1)} → ${(heapAfter / MiB).toFixed(1)} MiB (growth ${growthMiB.toFixed(2)} MiB, gc ${gc ? 'forced' : 'not available'}); ` +
-        `dials ${counter.dials}`,
+        `dials ${dialer.dials}`,
     );
     expect(maxActive).toBe(1);
     expect(pool.stats()).toMatchObject({ activeCount: 1, idleCount: 1, inUseCount: 0, dials: 1, dialErrors: 0, waitCount: 0 });
-    expect(counter.dials).toBe(1);
+    expect(dialer.dials).toBe(1);
     expect(await connectedClients()).toBe(clientsBefore);
     await expectTruth(pool, observer, name, { active: 1, idle: 1 });
     expect(growthMiB).toBeLessThan(20);

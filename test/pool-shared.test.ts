@@ -91,6 +91,7 @@ describe('Pool.do (the shared connection)', () => {
     await killClientWhoseLastCommandWas('echo');
     await settle(pool.do('PING'));
     await pool.do('PING'); // a new shared connection
+    // A get that stays waiting sends no event: give a wrong hand-off (a dial for it) a moment to show.
     const raced = await Promise.race([waiting, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 100))]);
     expect(raced).toBe('still waiting');
     expect(pool.stats()).toMatchObject({ activeCount: 2, idleCount: 0, inUseCount: 2 });

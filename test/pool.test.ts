@@ -16,7 +16,7 @@ import { ConnClosedError, PoolClosedError, PoolExhaustedError, RedisError, Timeo
 import { newPool, Pool, type PoolOptions } from '../src/pool.js';
 import type { Reply } from '../src/resp/decode.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { borrowAndPing, clientInfo, clientList, eventually, expectCloses, guardProcessErrors, rejection, settle, text, tick, within, type Settled } from './helpers.js';
+import { borrowAndPing, clientInfo, clientList, countingPool, eventually, expectCloses, guardProcessErrors, rejection, settle, text, tick, uniqueKeys, within, type CountingDialer, type Settled } from './helpers.js';
 
 guardProcessErrors();
 
@@ -53,42 +53,9 @@ class Clock {
   }
 }
 
-/** Counts dials and remembers the conns it made; can be told to fail or stall. */
-class Dialer {
-  dials = 0;
-  readonly conns: Conn[] = [];
-  /** When set, the next dials reject with a numbered error after `failAfterMs`. */
-  failing = false;
-  failAfterMs = 0;
-  /** Delay before really dialing. */
-  delayMs = 0;
-  constructor(
-    readonly name: string,
-    readonly options: DialOptions = {},
-    readonly addr: () => string = () => server.addr,
-  ) {}
-
-  readonly dial = async (): Promise<Conn> => {
-    const n = ++this.dials;
-    if (this.failing) {
-      if (this.failAfterMs > 0) await tick(this.failAfterMs);
-      throw new Error(`dial #${n} refused`);
-    }
-    if (this.delayMs > 0) await tick(this.delayMs);
-    const conn = await dial(this.addr(), { clientName: this.name, ...this.options });
-    this.conns.push(conn);
-    return conn;
-  };
-}
-
-let poolSeq = 0;
-
-/** A pool over a counting dialer whose conns carry a unique client name. */
-function makePool(options: Partial<PoolOptions> = {}, dialOptions: DialOptions = {}): { pool: Pool; dialer: Dialer } {
-  const dialer = new Dialer(`pooltest-${++poolSeq}`, dialOptions);
-  const pool = new Pool({ dial: dialer.dial, ...options });
-  pools.push(pool);
-  return { pool, dialer };
+/** A pool over a counting dialer to the file's server whose conns carry a unique client name. */
+function makePool(options: Partial<PoolOptions> = {}, dialOptions: DialOptions = {}): { pool: Pool; dialer: CountingDialer } {
+  return countingPool(pools, 'pooltest', () => server.addr, options, dialOptions);
 }
 
 /** Clients the server lists, minus our observers (admin, monitor). */
@@ -212,10 +179,7 @@ class Monitor {
   }
 }
 
-let keySeq = 0;
-function key(name: string): string {
-  return `pool-test:${name}:${++keySeq}`;
-}
+const key = uniqueKeys('pool-test');
 
 // ---------------------------------------------------------------------------
 // setup
@@ -396,10 +360,9 @@ describe('close', () => {
     await returned.close();
     await expectTruth(pool, { active: 2, idle: 1 });
     const closing = track(pool.close());
-    await tick(50);
-    expect(closing.settled).toBeNull();
-    // The idle one is gone from the server; the borrowed one still works.
+    // The idle one is gone from the server (close got that far); the borrowed one still works.
     await expectTruth(pool, { active: 1, idle: 0 });
+    expect(closing.settled).toBeNull();
     expect(await kept.do('PING')).toBe('PONG');
     expect(await rejection(pool.get())).toBeInstanceOf(PoolClosedError);
     await kept.close();
@@ -417,9 +380,8 @@ describe('close', () => {
     const { pool, dialer } = makePool({ maxActive: 1, wait: true });
     const held = await pool.get();
     const waiters = Array.from({ length: 5 }, () => track(pool.get()));
-    await tick(20);
+    expect(await eventually(() => pool.stats().waitCount === 5)).toBe(true);
     expect(waiters.every((w) => w.settled === null)).toBe(true);
-    expect(pool.stats().waitCount).toBe(5);
     const closing = track(pool.close());
     const results = await within(Promise.all(waiters.map((w) => w.promise)), 2_000, 'waiters after close');
     for (const result of results) {
@@ -437,7 +399,7 @@ describe('close', () => {
     const { pool, dialer } = makePool();
     dialer.delayMs = 100;
     const getting = track(pool.get());
-    await tick(10);
+    expect(await eventually(() => dialer.dials === 1)).toBe(true); // the dial is under way
     const closing = track(pool.close());
     const result = await within(getting.promise, 2_000, 'get during close');
     expect(result.ok).toBe(false);
@@ -570,8 +532,10 @@ describe('idle timeout, max lifetime and testOnBorrow on an injected clock', () 
 
   it('timeoutMs and signal also bound a slow testOnBorrow; the conn is kept or closed when the check ends', async () => {
     let verdict = true;
+    let checks = 0;
     const { pool, dialer } = makePool({
       testOnBorrow: async () => {
+        checks++;
         await tick(300);
         if (!verdict) throw new Error('failed check');
       },
@@ -588,8 +552,9 @@ describe('idle timeout, max lifetime and testOnBorrow on an injected clock', () 
     verdict = false;
     const controller = new AbortController();
     started = performance.now();
+    const checksBefore = checks;
     const aborted = settle(pool.get({ signal: controller.signal }));
-    await tick(20);
+    expect(await eventually(() => checks === checksBefore + 1)).toBe(true); // the check is under way
     controller.abort(new Error('gone'));
     expect(await within(aborted, 1_000, 'aborted get')).toMatchObject({ ok: false, error: { message: 'gone' } });
     expect(performance.now() - started).toBeLessThan(250);
@@ -676,16 +641,17 @@ describe('maxActive and waiting', () => {
         }),
       ),
     );
-    await tick(20);
+    expect(await eventually(() => pool.stats().waitCount === 10)).toBe(true);
     expect(order).toEqual([]);
-    expect(pool.stats().waitCount).toBe(10);
     for (let i = 0; i < 10; i++) {
       clock.advance(5);
       await current.close();
       const result = await within((waiters[i] as Tracked<Conn>).promise, 2_000, `waiter ${i}`);
       expect(result.ok).toBe(true);
       current = (result as { value: Conn }).value;
-      await tick(5);
+      // Nothing to wait for: a second release would have come with this one.
+      // One macrotask turn lets any such promise settle.
+      await tick();
       // Exactly one more released, the oldest.
       expect(order).toEqual(Array.from({ length: i + 1 }, (_, j) => j));
       expect(waiters.filter((w) => w.settled !== null)).toHaveLength(i + 1);
@@ -713,7 +679,9 @@ describe('maxActive and waiting', () => {
     await held.close();
     const a = await within(first.promise, 2_000, 'first waiter');
     expect(a.ok).toBe(true);
-    await tick(10);
+    // Nothing to wait for (the only conn is lent out): one macrotask turn
+    // lets a wrong hand-off settle.
+    await tick();
     expect(last.settled).toBeNull();
     await (a as { value: Conn }).value.close();
     const c = await within(last.promise, 2_000, 'last waiter');
@@ -727,7 +695,7 @@ describe('maxActive and waiting', () => {
     const held = await pool.get();
     const controller = new AbortController();
     const waiting = track(pool.get({ signal: controller.signal }));
-    await tick(10);
+    expect(await eventually(() => pool.stats().waitCount === 1)).toBe(true);
     expect(waiting.settled).toBeNull();
     controller.abort();
     const result = await within(waiting.promise, 2_000, 'aborted waiter');
@@ -799,6 +767,8 @@ describe('maxActive and waiting', () => {
     const messages = (results as Settled<Conn>[]).map((r) => (r.ok ? 'ok' : (r.error as Error).message));
     // Dialed one after another, in FIFO order, each failing with its own error.
     expect(messages).toEqual([1, 2, 3, 4, 5, 6].map((n) => `dial #${n} refused`));
+    // No busy loop: a dial that does not happen sends no event, so give a
+    // looping pool five failing-dial times (20 ms each) to show itself.
     await tick(100);
     expect(dialer.dials).toBe(6);
     expect(pool.stats()).toMatchObject({ activeCount: 0, idleCount: 0, dials: 6, dialErrors: 6, waitCount: 5 });
@@ -819,8 +789,9 @@ describe('maxActive and waiting', () => {
     dialer.failing = false;
     // With the held conn returned, a waiter gets it; no new dial.
     const blocked = await pool.get();
+    const waitsBefore = pool.stats().waitCount;
     const waiter = track(pool.get());
-    await tick(10);
+    expect(await eventually(() => pool.stats().waitCount === waitsBefore + 1)).toBe(true);
     expect(waiter.settled).toBeNull();
     await held.close();
     const got = await within(waiter.promise, 2_000, 'waiter');
@@ -852,6 +823,7 @@ describe('maxActive and waiting', () => {
       expect(err).toBeInstanceOf(ConnClosedError);
       expect(err.message).toContain(addr);
     }
+    // No dial after the last caller is answered: nothing to wait for but a little time.
     await tick(50);
     expect(dials).toBe(5);
     expect(pool.stats()).toMatchObject({ activeCount: 0, dials: 5, dialErrors: 5 });
@@ -867,7 +839,7 @@ describe('maxActive and waiting', () => {
     expect(pool.stats()).toMatchObject({ activeCount: 1, idleCount: 0 });
     const controller = new AbortController();
     const aborted = track(pool.get({ signal: controller.signal }));
-    await tick(10);
+    expect(await eventually(() => dialer.dials === 2)).toBe(true); // its dial is under way
     controller.abort(new Error('stop'));
     expect(await within(aborted.promise, 2_000, 'aborted get')).toMatchObject({ ok: false, error: { message: 'stop' } });
     // Both dials finish later and their conns become idle, counted exactly.
@@ -1115,10 +1087,21 @@ describe('reset of a returned conn (seen by MONITOR)', () => {
 
 describe("newPool: LUCI's defaults", () => {
   function luciPool(overrides: Parameters<typeof newPool>[2] = {}, db = 0): Pool {
-    const pool = newPool(server.addr, db, { clientName: `luci-${++poolSeq}`, ...overrides });
+    const pool = newPool(server.addr, db, { clientName: key('luci'), ...overrides });
     pools.push(pool);
     return pool;
   }
+
+  it('an option given as undefined keeps its default (db, timeouts, pool sizes)', async () => {
+    const pool = luciPool({ db: undefined, readTimeoutMs: undefined, maxIdle: undefined, maxActive: undefined }, 3);
+    const conn = await pool.get();
+    try {
+      expect((await clientInfo(conn)).db).toBe('3');
+    } finally {
+      await conn.close();
+    }
+    expect(pool.readTimeoutSeen).toBe(5_000);
+  });
 
   it('keeps 64 idle conns (maxIdle 64)', async () => {
     const pool = luciPool();
@@ -1137,7 +1120,7 @@ describe("newPool: LUCI's defaults", () => {
     expect(err).toBeInstanceOf(TimeoutError);
     expect(pool.stats()).toMatchObject({ waitCount: 1, dials: 512 });
     const waiting = track(pool.get());
-    await tick(10);
+    expect(await eventually(() => pool.stats().waitCount === 2)).toBe(true);
     expect(waiting.settled).toBeNull();
     await (borrowedConns[0] as Conn).close();
     const got = await within(waiting.promise, 2_000, 'waiter 513');
@@ -1190,7 +1173,7 @@ describe("newPool: LUCI's defaults", () => {
     const id = await idOf(first);
     await first.close();
     await admin.do('CLIENT', 'KILL', 'ID', id);
-    await tick(20);
+    expect(await eventually(async () => !(await clientList(admin)).some((client) => client.id === String(id)))).toBe(true);
     clock.advance(61_000);
     const borrowed = await pool.get();
     expect(await idOf(borrowed)).not.toBe(id);

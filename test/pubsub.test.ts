@@ -5,14 +5,14 @@
  * health check against a second server that is SIGSTOPped (a hung Redis).
  */
 import { createHook } from 'node:async_hooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Conn } from '../src/conn.js';
 import { dial, type DialOptions } from '../src/dial.js';
 import { ConnClosedError, ProtocolError, RedisError, TimeoutError } from '../src/errors.js';
 import { Pool } from '../src/pool.js';
 import { PubSubConn, type PubSubNotification } from '../src/pubsub.js';
 import { startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { clientInfo, guardProcessErrors, rejection, settle, sleep, within } from './helpers.js';
+import { clientInfo, eventually, guardProcessErrors, rejection, settle, sleep, uniqueKeys, within } from './helpers.js';
 
 guardProcessErrors();
 
@@ -39,19 +39,32 @@ afterAll(async () => {
 // A test that fails while `hung` is paused must not leave it paused for the next.
 afterEach(() => hung?.resume());
 
-let seq = 0;
 /** A channel (or pattern prefix) no other test uses. */
-function unique(name: string): string {
-  return `pubsub-test:${name}:${++seq}`;
-}
+const unique = uniqueKeys('pubsub-test');
 
 /** Waits until the server has registered `count` subscribers on `channel`. */
 async function subscribers(channel: string, count: number, via: Conn = publisher): Promise<void> {
-  for (;;) {
+  const reached = await eventually(async () => {
     const reply = await via.do('PUBSUB', 'NUMSUB', channel);
-    if (Array.isArray(reply) && reply[1] === count) return;
-    await sleep(5);
-  }
+    return Array.isArray(reply) && reply[1] === count;
+  });
+  expect(reached, `${count} subscribers on ${channel}`).toBe(true);
+}
+
+/** Polls until `check` holds, failing the test (naming `what`) after 2 s. */
+async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  expect(await eventually(check), what).toBe(true);
+}
+
+/**
+ * Records the PINGs sent on `conn` from now on: `health()` counts those of the
+ * health check (every PING but the user's, whose payloads are given).
+ */
+function watchPings(conn: Conn, ...userPayloads: string[]): { health(): number } {
+  const send = vi.spyOn(conn, 'send');
+  return {
+    health: () => send.mock.calls.filter(([command, payload]) => String(command).toUpperCase() === 'PING' && !userPayloads.includes(String(payload))).length,
+  };
 }
 
 /** How many PING commands the server of `admin` has executed (INFO commandstats). */
@@ -64,8 +77,10 @@ async function pingCalls(admin: Conn = publisher): Promise<number> {
  * Records the unref'd timers created from now on that are still live (neither
  * fired nor cleared): the health check's timer is one; test and connection
  * timers are ref'd. Uses async_hooks, so it sees every Timeout made.
+ * `live(expected)` polls (for up to 1 s) until the count is `expected`, as
+ * destroy hooks are delivered asynchronously, and returns the last count.
  */
-function trackUnrefTimers(): { live(): Promise<number>; stop(): void } {
+function trackUnrefTimers(): { live(expected: number): Promise<number>; stop(): void } {
   const timers = new Map<number, NodeJS.Timeout>();
   const hook = createHook({
     init(asyncId, type, _trigger, resource) {
@@ -77,10 +92,10 @@ function trackUnrefTimers(): { live(): Promise<number>; stop(): void } {
   });
   hook.enable();
   return {
-    // Destroy hooks are delivered asynchronously: let them run first.
-    live: async () => {
-      await sleep(5);
-      return [...timers.values()].filter((timer) => !timer.hasRef()).length;
+    live: async (expected) => {
+      const count = (): number => [...timers.values()].filter((timer) => !timer.hasRef()).length;
+      await eventually(() => count() === expected, 1_000);
+      return count();
     },
     stop: () => void hook.disable(),
   };
@@ -258,6 +273,8 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
     expect((await psc.receive()).kind).toBe('subscribe');
     const first = psc.receive();
     const second = psc.receive();
+    // Time itself is the condition: three read timeouts pass with no event to
+    // wait for (a read timer, were one armed, would fire before this sleep ends).
     await sleep(150);
     await publisher.do('PUBLISH', channel, 'late');
     await publisher.do('PUBLISH', channel, 'later');
@@ -391,14 +408,15 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
     try {
       const psc = new PubSubConn(await pool.get());
       await psc.ping('p');
+      const kinds: string[] = [];
       const loop = settle(
         (async () => {
-          const kinds: string[] = [];
           for await (const notification of psc) kinds.push(notification.kind);
           return kinds;
         })(),
       );
-      await sleep(20);
+      // The pong is in; the loop waits in its next read.
+      await until('the pong', () => kinds.length === 1);
       await psc.close();
       expect(await loop).toEqual({ ok: true, value: ['pong'] });
       // Its read was cancelled mid-wait, so the pool must not lend it again.
@@ -504,7 +522,7 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
       );
       await subscribers(channel, 1, hungPublisher);
       await hungPublisher.do('PUBLISH', channel, 'before');
-      await sleep(50);
+      await until('the message before the hang', () => seen.length === 2);
       hung.pause();
       const started = performance.now();
       const result = await within(loop, NOTICED_MS + 2_000, 'iteration over a hung server');
@@ -528,8 +546,9 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
       let settled = false;
       const waiting = settle(unchecked.receive()).finally(() => (settled = true));
       const failed = rejection(checked.receive());
-      await sleep(1_000);
-      expect(await within(failed, 1, 'the checked receive')).toBeInstanceOf(TimeoutError);
+      // The checked conn noticing the hang is the event that shows the
+      // unchecked one, on the same server, was not checked.
+      expect(await within(failed, NOTICED_MS + 2_000, 'the checked receive')).toBeInstanceOf(TimeoutError);
       expect(settled).toBe(false);
       expect(unchecked.conn.err()).toBeNull();
       hung.resume();
@@ -552,18 +571,20 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
         );
         if (subscribed) await subscribers(channel, 1);
         const before = await pingCalls();
+        /** Publishes 10 messages and waits until the loop has them. */
         const publish = async (from: number): Promise<void> => {
-          for (let i = from; i < from + 10; i++) {
-            if (subscribed) await publisher.do('PUBLISH', channel, `m${i}`);
-            await sleep(50);
-          }
+          if (!subscribed) return;
+          for (let i = from; i < from + 10; i++) await publisher.do('PUBLISH', channel, `m${i}`);
+          await until(`messages to m${from + 9}`, () => seen.length >= 1 + from + 10 + (from > 0 ? 1 : 0));
         };
         await publish(0);
-        await sleep(350); // silence: the health check PINGs
+        // Silence: the health check PINGs, and the pong comes back.
+        await until('a health PING', async () => (await pingCalls()) - before >= 1);
         await psc.ping('mine');
-        await sleep(350);
+        await until('the user pong', () => seen.some((n) => n.kind === 'pong'));
+        // Silence again: another health PING; its pong is on the wire before the next messages.
+        await until('a second health PING', async () => (await pingCalls()) - before >= 3);
         await publish(10);
-        await sleep(150);
         const pings = (await pingCalls()) - before;
         await psc.close();
         expect(await loop).toEqual({ ok: true, value: undefined });
@@ -586,11 +607,11 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
       await psc.subscribe(channel);
       expect((await psc.receive()).kind).toBe('subscribe');
       const before = await pingCalls(hungPublisher);
+      const pings = watchPings(psc.conn, 'mine');
       hung.pause();
       const first = psc.receive();
-      await sleep(30);
-      await psc.ping('mine'); // on the wire before the health PING, which goes out at ~100 ms
-      await sleep(200);
+      await psc.ping('mine'); // on the wire before the health PING, which goes out 100 ms after the receive
+      await until('the health PING', () => pings.health() === 1);
       hung.resume();
       // The user's pong settles the only receive; the health pong behind it is read by nobody yet …
       expect(await within(first, 2_000, 'the first receive')).toEqual({ kind: 'pong', data: Buffer.from('mine') });
@@ -607,20 +628,24 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
       await psc.subscribe(unique('hung-close'));
       expect((await psc.receive()).kind).toBe('subscribe');
       const timers = trackUnrefTimers();
+      const pings = watchPings(psc.conn);
       try {
         hung.pause();
         const waiting = rejection(psc.receive());
         // The health timer runs while the receive waits (positive control) …
-        expect(await timers.live()).toBe(1);
-        await sleep(250); // the PING went out at ~100 ms; its pong is due at ~1100 ms
-        expect(await timers.live()).toBe(1);
+        expect(await timers.live(1)).toBe(1);
+        // … and, once the PING is out, runs on to the pong deadline 1 s later.
+        await until('the health PING', () => pings.health() === 1);
+        const pongDue = performance.now() + 1_000;
+        expect(await timers.live(1)).toBe(1);
         await psc.close();
         const err = await within(waiting, 500, 'the receive pending at close()');
         expect(err).toBeInstanceOf(ConnClosedError);
         // … and is gone once it is closed: no timer left to fire or hold anything.
-        expect(await timers.live()).toBe(0);
-        await sleep(1_100); // past where the pong deadline would have been
-        expect(await timers.live()).toBe(0);
+        expect(await timers.live(0)).toBe(0);
+        // A deadline that does not fire sends no event: wait until just past it.
+        await sleep(Math.max(0, pongDue + 100 - performance.now()));
+        expect(await timers.live(0)).toBe(0);
         expect(psc.conn.err()).toBeInstanceOf(ConnClosedError);
       } finally {
         timers.stop();
@@ -631,18 +656,18 @@ describe.each([2, 3] as const)('RESP%i', (protocol) => {
       const psc = new PubSubConn(await connect(), { healthCheckMs: 100 });
       const timers = trackUnrefTimers();
       try {
-        expect(await timers.live()).toBe(0);
+        expect(await timers.live(0)).toBe(0);
         const pending = psc.receive();
-        expect(await timers.live()).toBe(1);
+        expect(await timers.live(1)).toBe(1);
         await psc.ping('x');
         expect(await pending).toEqual({ kind: 'pong', data: Buffer.from('x') });
-        expect(await timers.live()).toBe(0);
+        expect(await timers.live(0)).toBe(0);
         // Many receives at once share one timer.
         const several = [psc.receive(), psc.receive(), psc.receive()];
-        expect(await timers.live()).toBe(1);
+        expect(await timers.live(1)).toBe(1);
         for (const data of ['a', 'b', 'c']) await psc.ping(data);
         expect(await Promise.all(several)).toEqual(['a', 'b', 'c'].map((data) => ({ kind: 'pong', data: Buffer.from(data) })));
-        expect(await timers.live()).toBe(0);
+        expect(await timers.live(0)).toBe(0);
         expect(psc.conn.err()).toBeNull();
       } finally {
         timers.stop();

@@ -14,20 +14,14 @@ import type { Conn } from '../src/conn.js';
 import { newPool, Pool } from '../src/pool.js';
 import { decimal, encodeCommand } from '../src/resp/encode.js';
 import type { TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, sleep, text, useServerWithConn, within } from './helpers.js';
+import { eventually, guardProcessErrors, rejection, sleep, text, useServerWithConn, within } from './helpers.js';
 
 guardProcessErrors();
 
 let server: TestRedisServer;
 let admin: Conn;
 
-useServerWithConn(
-  (started) => {
-    server = started.server;
-    admin = started.conn;
-  },
-  { args: ['--enable-debug-command', 'yes'] },
-);
+useServerWithConn((started) => ({ server, conn: admin } = started), { args: ['--enable-debug-command', 'yes'] });
 
 /** A hostile peer: runs `behave` on each accepted socket. */
 async function fakeServer(behave: (socket: net.Socket) => void): Promise<{ addr: string; close(): Promise<void> }> {
@@ -215,7 +209,6 @@ describe('slow-loris: the read timeout bounds a whole reply', () => {
       // 300 ms of DEBUG SLEEP under its own deadline, then a PING queued behind it.
       const sleepy = conn.doWithTimeout(2_000, 'DEBUG', 'SLEEP', '0.3');
       const ping = conn.do('PING');
-      await sleep(100);
       await expect(sleepy).resolves.toBe('OK');
       await expect(ping).resolves.toBe('PONG');
       expect(conn.err()).toBeNull();
@@ -263,8 +256,9 @@ describe('memory is bounded against a hostile server', () => {
 
   it('a 14-byte bulk header declaring ~500 MiB allocates nothing near that', async () => {
     const conns: Conn[] = [];
+    let headersSent = 0;
     const fake = await fakeServer((socket) => {
-      socket.once('data', () => socket.write('$500000000\r\nabc'));
+      socket.once('data', () => socket.write('$500000000\r\nabc', () => headersSent++));
     });
     try {
       const before = process.memoryUsage().arrayBuffers;
@@ -274,7 +268,9 @@ describe('memory is bounded against a hostile server', () => {
         conns.push(conn);
         calls.push(rejection(conn.do('GET', 'k')));
       }
-      await sleep(200);
+      expect(await eventually(() => headersSent === 8)).toBe(true);
+      // Reading them sends no event: a moment for the conns to take in what was sent.
+      await sleep(50);
       expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 * 1024 * 1024);
       for (const conn of conns) await conn.close();
       for (const err of await Promise.all(calls)) expect(err).toBeInstanceOf(ConnClosedError);
@@ -297,6 +293,8 @@ describe('timeouts beyond 2^31-1 ms are refused, never fire at once', () => {
       expect(err).toBeInstanceOf(RangeError);
       expect(String(err)).toMatch(/timeoutMs/);
       expect(await rejection(conn.receiveWithTimeout(MAX_TIMEOUT_MS + 1))).toBeInstanceOf(RangeError);
+      // A timer that does not fire sends no event: an over-long one armed anyway
+      // would fire after 1 ms, well within this wait.
       await sleep(20);
       expect(conn.err()).toBeNull();
       expect(await conn.doWithTimeout(MAX_TIMEOUT_MS, 'PING')).toBe('PONG');

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnClosedError, dial, newSentinelPool, RedisError, SentinelError, TimeoutError, type SentinelPool } from '../src/index.js';
 import { startRedisSentinel, type TestRedisSentinel } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, text } from './helpers.js';
+import { eventually, guardProcessErrors, rejection, sleep, text } from './helpers.js';
 
 guardProcessErrors();
 
@@ -172,19 +172,20 @@ describe('failover', () => {
           acked.push({ at: performance.now(), writer, value });
         } catch (err) {
           errors.push(err);
-          await new Promise((resolve) => setTimeout(resolve, 20));
+          await sleep(20); // no busy loop while the master is away
         }
       }
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Every writer is writing.
+    expect(await eventually(() => new Set(acked.map((write) => write.writer)).size === 20, 5_000)).toBe(true);
     await deployment.killMaster();
     const { newMaster } = await deployment.waitForFailover(before, { timeoutMs: 15_000 });
     const announced = performance.now();
     // Traffic resumes: the first acknowledgment after the announcement.
-    const deadline = announced + 5_000;
-    while (!acked.some((write) => write.at > announced) && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await eventually(() => acked.some((write) => write.at > announced), 5_000);
     const firstAfter = acked.find((write) => write.at > announced);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // More traffic after the switch: until every writer has been acknowledged again (at most 5 s).
+    await eventually(() => new Set(acked.filter((write) => write.at > announced).map((write) => write.writer)).size === 20, 5_000);
     stop = true;
     await Promise.all(writers);
     try {
@@ -221,8 +222,7 @@ describe('failover', () => {
       await source.do('SET', 'sentinel:g', '0');
       const { old, newMaster } = await deployment.failover();
       // The switch is announced; a write right after goes to the new master.
-      const deadline = performance.now() + 3_000;
-      while (source.master !== newMaster && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await eventually(() => source.master === newMaster, 3_000);
       expect(source.master).toBe(newMaster);
       expect(await source.do('SET', 'sentinel:g', '1')).toBe('OK');
       expect(await roleOf(old)).toBe('slave');

@@ -10,7 +10,7 @@ import { dial } from '../src/dial.js';
 import { RedisError } from '../src/errors.js';
 import type { Reply } from '../src/resp/decode.js';
 import { startRedisCluster, type TestClusterNode, type TestRedisCluster } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, sleep, text } from './helpers.js';
+import { alive, eventually, guardProcessErrors, rejection, text } from './helpers.js';
 
 guardProcessErrors();
 
@@ -50,15 +50,6 @@ function otherMaster(node: TestClusterNode): TestClusterNode {
 }
 
 /** True while a process with this pid exists. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('startRedisCluster', () => {
   it('forms 3 masters + 3 replicas with all 16384 slots covered, in a few seconds', async () => {
     expect(formationMs).toBeLessThan(10_000);
@@ -125,7 +116,7 @@ describe('startRedisCluster', () => {
         }
       }
     })();
-    await sleep(50);
+    expect(await eventually(() => acked > 0)).toBe(true); // writes are flowing
     const newMaster = await cluster.failover(master);
     await writer;
     await conn.close();

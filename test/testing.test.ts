@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { dial } from '../src/dial.js';
 import { ConnClosedError, RedisError, TimeoutError } from '../src/errors.js';
 import { freePort, startRedisServer, type TestRedisServer } from '../src/testing/index.js';
-import { guardProcessErrors, rejection, text } from './helpers.js';
+import { alive, guardProcessErrors, rejection, text } from './helpers.js';
 
 guardProcessErrors();
 
@@ -25,15 +25,6 @@ afterAll(async () => {
 });
 
 /** True while a process with this pid exists. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('startRedisServer', () => {
   it('starts servers on distinct free ports, each answering PING', async () => {
     const servers = await Promise.all([start(), start(), start()]);
@@ -138,6 +129,7 @@ describe('startRedisServer', () => {
     const conn = await dial(server.addr);
     server.pause();
     const pending = conn.doWithTimeout(2000, 'PING');
+    // A paused server's silence sends no event: it must stay silent for a while.
     const early = await Promise.race([pending.then(() => 'answered', () => 'failed'), new Promise((r) => setTimeout(() => r('silent'), 200))]);
     expect(early).toBe('silent');
     server.resume();

@@ -588,7 +588,13 @@ describe('tracing channels', () => {
         await first.close();
         const holder = await pool.get(); // the idle one, at once
         const waiting = pool.get();
-        await sleep(20);
+        expect(await eventually(() => pool.stats().waitCount === 1)).toBe(true);
+        const waitSeen = performance.now();
+        // Held a little longer, so the wait has a length worth measuring (a
+        // duration, not a wait for anything): it lasts at least from when it
+        // was seen to the release.
+        await sleep(15);
+        const heldMs = performance.now() - waitSeen;
         await holder.close();
         await (await waiting).close();
         const contexts = recorder.contexts();
@@ -598,7 +604,7 @@ describe('tracing channels', () => {
           [true, 'ok', true],
         ]);
         for (const context of contexts) expect(recorder.eventsOf(context)).toEqual(OK_EVENTS);
-        expect(contexts[2]?.durationMs).toBeGreaterThanOrEqual(15);
+        expect(contexts[2]?.durationMs).toBeGreaterThanOrEqual(heldMs);
         // Set by the time asyncStart fires (and not before the get settled).
         const asyncStarts = recorder.events.filter((e) => e.name === 'asyncStart');
         expect(asyncStarts.every((e) => typeof e.snapshot.durationMs === 'number' && e.snapshot.outcome === 'ok')).toBe(true);
