@@ -4,10 +4,10 @@
  * sentinels it survives losing, and the errors when it cannot.
  */
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { ConnClosedError, dial, newSentinelPool, RedisError, SentinelError, TimeoutError, type SentinelPool } from '../src/index.js';
 import { startRedisSentinel, type TestRedisSentinel } from '../src/testing/index.js';
-import { eventually, guardProcessErrors, rejection, sleep, text } from './helpers.js';
+import { eventually, guardProcessErrors, rejection, sleep, text, within } from './helpers.js';
 
 guardProcessErrors();
 
@@ -159,6 +159,11 @@ describe('trust', () => {
 
 describe('failover', () => {
   it('follows kill -9 of the master under 20 writers: typed errors only, back within 2 s of the announcement, nothing acknowledged by a demoted node', async () => {
+    // When this test outlives its timeout, say which phase took the time.
+    const started = performance.now();
+    const phases: string[] = [];
+    const phase = (name: string): void => void phases.push(`${name} at ${Math.round(performance.now() - started)} ms`);
+    onTestFailed(() => console.log(`sentinel kill -9 phases: ${phases.join(', ')}`));
     const source = pool();
     const before = await deployment.currentMaster();
     await source.do('PING');
@@ -178,9 +183,11 @@ describe('failover', () => {
     });
     // Every writer is writing.
     expect(await eventually(() => new Set(acked.map((write) => write.writer)).size === 20, 5_000)).toBe(true);
+    phase('writing');
     await deployment.killMaster();
     const { newMaster } = await deployment.waitForFailover(before, { timeoutMs: 15_000 });
     const announced = performance.now();
+    phase('failover announced');
     // Traffic resumes: the first acknowledgment after the announcement.
     await eventually(() => acked.some((write) => write.at > announced), 5_000);
     const firstAfter = acked.find((write) => write.at > announced);
@@ -188,6 +195,7 @@ describe('failover', () => {
     await eventually(() => new Set(acked.filter((write) => write.at > announced).map((write) => write.writer)).size === 20, 5_000);
     stop = true;
     await Promise.all(writers);
+    phase('writers stopped');
     try {
       expect(firstAfter, 'a write acknowledged after the failover').toBeDefined();
       expect((firstAfter?.at ?? Infinity) - announced).toBeLessThan(2_000);
@@ -207,14 +215,16 @@ describe('failover', () => {
       }
       // The old master comes back as a replica; the pool keeps writing to the new one.
       await deployment.restartNode(before);
+      phase('old master restarted and settled');
       expect(await roleOf(before)).toBe('slave');
       expect(await source.do('SET', 'sentinel:after', '1')).toBe('OK');
       expect(source.master).toBe(newMaster);
       console.log(`sentinel kill -9: ${errors.length} typed errors, first write ${Math.round((firstAfter?.at ?? 0) - announced)} ms after the sentinels named ${newMaster}`);
     } finally {
-      await source.close();
+      await within(source.close(), 5_000, 'closing the sentinel pool');
+      phase('closed');
     }
-  }, 40_000);
+  }, 60_000);
 
   it('follows a graceful failover (the old master demoted while alive), never writing to it', async () => {
     const source = pool();
