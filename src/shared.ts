@@ -73,11 +73,14 @@ export class SharedConn {
     if (conn !== null && conn.err() === null) conn.flush().catch(ignore);
   }
 
-  /** Closes the shared connection (pool close). */
+  /**
+   * Closes the shared connection (pool close, purge). A dial in flight is
+   * given up: its connection is released when it lands (see `connect`), so
+   * it can never replace one dialed after this close.
+   */
   async close(): Promise<void> {
-    const pending = this.dialing;
     this.dialing = null;
-    const conn = this.conn ?? (pending === null ? null : await pending.catch(() => null));
+    const conn = this.conn;
     this.conn = null;
     if (conn !== null) this.host.releaseShared(conn);
   }
@@ -87,17 +90,25 @@ export class SharedConn {
       this.host.releaseShared(this.conn);
       this.conn = null;
     }
-    this.dialing ??= this.host.dialShared().then(
+    if (this.dialing !== null) return this.dialing;
+    const dialing: Promise<Conn> = this.host.dialShared().then(
       (conn) => {
+        if (this.dialing !== dialing) {
+          // close() gave this dial up (a purge, say) and a newer dial may own
+          // the slot: release it; its callers fail with its close error.
+          this.host.releaseShared(conn);
+          return conn;
+        }
         this.dialing = null;
         this.conn = conn;
         return conn;
       },
       (err: unknown) => {
-        this.dialing = null;
+        if (this.dialing === dialing) this.dialing = null;
         throw err;
       },
     );
-    return this.dialing;
+    this.dialing = dialing;
+    return dialing;
   }
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConnClosedError, dial, newPool, Pool, PoolClosedError, type Conn } from '../src/index.js';
 import { sharedRefusal } from '../src/commands.js';
 import type { TestRedisServer } from '../src/testing/index.js';
-import { clientList, guardProcessErrors, rejection, settle, useServerWithConn } from './helpers.js';
+import { clientList, guardProcessErrors, rejection, settle, useServerWithConn, within } from './helpers.js';
 
 guardProcessErrors();
 
@@ -19,6 +19,32 @@ async function killClientWhoseLastCommandWas(cmd: string): Promise<void> {
 }
 
 describe('Pool.do (the shared connection)', () => {
+  it('a purge during a slow shared dial: the newer dial keeps the slot, the late one is released, close() does not hang', async () => {
+    // The first dial is held until the test opens it; later dials go through at once.
+    let openFirst: () => void = () => {};
+    const firstHeld = new Promise<void>((resolve) => (openFirst = resolve));
+    let dials = 0;
+    const pool = new Pool({
+      dial: async () => {
+        const conn = await dial(server.addr);
+        if (++dials === 1) await firstHeld;
+        return conn;
+      },
+    });
+    const first = settle(pool.do('PING'));
+    pool.purge(); // a failover, say: the dial in flight is given up
+    expect(await pool.do('PING')).toBe('PONG'); // a newer dial, landing first
+    openFirst();
+    const late = await first;
+    expect(late.ok ? late.value : late.error).toBeInstanceOf(ConnClosedError);
+    // The newer connection stays the shared one; the late one was released, not counted.
+    expect(await pool.do('PING')).toBe('PONG');
+    expect(pool.stats()).toMatchObject({ activeCount: 1, inUseCount: 1, dials: 2 });
+    await within(pool.close(), 2_000, 'pool.close() after a purge raced a dial');
+    expect(pool.stats().activeCount).toBe(0);
+    await expect.poll(async () => (await clientList(admin)).length, { timeout: 2_000, interval: 20 }).toBe(1);
+  });
+
   it('runs commands without a borrow, on one connection, and counts it as in use', async () => {
     const pool = newPool(server.addr, 0);
     await pool.do('SET', 'shared:k', 'v');
