@@ -145,6 +145,14 @@ describe('trust', () => {
       const refused = newSentinelPool({ sentinels: secured.sentinels, masterName: secured.masterName, connectTimeoutMs: 500 });
       expect(await rejection(refused.do('PING'))).toBeInstanceOf(SentinelError);
       await refused.close();
+      // A wrong sentinel password points at the sentinels' own credentials, never shows them.
+      const wrong = newSentinelPool({ sentinels: secured.sentinels, masterName: secured.masterName, sentinelPassword: 'wrong-sentinel-pass', password: 'data pass', connectTimeoutMs: 500 });
+      const err = await rejection(wrong.do('PING'));
+      await wrong.close();
+      expect(err).toBeInstanceOf(SentinelError);
+      expect((err as Error).message).toContain(`${secured.sentinels[0]}: AUTH refused: WRONGPASS`);
+      expect((err as Error).message).toContain('check sentinelPassword and sentinelUsername');
+      expect((err as Error).message).not.toContain('wrong-sentinel-pass');
       const source = newSentinelPool({ sentinels: secured.sentinels, masterName: secured.masterName, sentinelPassword: 'sentinel-pass', password: 'data pass', connectTimeoutMs: 500 });
       try {
         expect(await source.do('SET', 'sentinel:auth', '1')).toBe('OK');

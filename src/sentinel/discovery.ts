@@ -4,7 +4,7 @@
  */
 import type { Conn } from '../conn.js';
 import { dial, type DialOptions } from '../dial.js';
-import { SentinelError } from '../errors.js';
+import { HandshakeError, SentinelError } from '../errors.js';
 import { PubSubConn } from '../pubsub.js';
 import type { Reply } from '../resp/decode.js';
 import { joinHostPort } from '../cluster/topology.js';
@@ -98,8 +98,7 @@ export class Sentinels {
       }
     }
     if (unknown === this.addrs.length) throw new SentinelError(`redisconn: no sentinel knows a master named ${JSON.stringify(this.masterName)} (asked ${this.addrs.join(', ')})`, causes);
-    // A dial error names its sentinel already; any other (AUTH refused, ...) is said with its address.
-    const detail = causes.map((cause, i) => (cause.message.includes(tried[i] as string) ? cause.message : `${tried[i]}: ${cause.message}`).replace(/^redisconn: (dial )?/, '')).join('; ');
+    const detail = causes.map((cause, i) => sentinelCause(tried[i] as string, cause)).join('; ');
     throw new SentinelError(`redisconn: no sentinel gave the master of ${JSON.stringify(this.masterName)} (${detail})`, causes);
   }
 
@@ -146,6 +145,18 @@ export class Sentinels {
       if (!signal.aborted) await pause(Math.min(1_000, 50 * 2 ** Math.min(failures, 5)), signal);
     }
   }
+}
+
+/**
+ * What one sentinel's failure says in a SentinelError: with its address (a
+ * dial error names it already), and a refused AUTH/HELLO pointing at the
+ * sentinels' own credentials, not the data nodes' `password`/`username`.
+ */
+function sentinelCause(addr: string, cause: Error): string {
+  if (cause instanceof HandshakeError && (cause.command === 'AUTH' || cause.command === 'HELLO')) {
+    return `${addr}: ${cause.command} refused: ${cause.serverMessage} (check sentinelPassword and sentinelUsername, the sentinels' own credentials)`;
+  }
+  return (cause.message.includes(addr) ? cause.message : `${addr}: ${cause.message}`).replace(/^redisconn: (dial )?/, '');
 }
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {
