@@ -112,3 +112,47 @@ export const commandChannel = diagnostics.tracingChannel<CommandTraceContext, Co
 export const poolGetChannel = diagnostics.tracingChannel<PoolGetTraceContext, PoolGetTraceContext>('redisconn:pool:get');
 /** The `redisconn:connect` TracingChannel. */
 export const connectChannel = diagnostics.tracingChannel<ConnectTraceContext, ConnectTraceContext>('redisconn:connect');
+
+/** What every traced operation that settles later reports once it has. */
+interface SettledContext {
+  durationMs?: number;
+  outcome?: 'ok' | 'error';
+  error?: unknown;
+}
+
+/**
+ * @internal Runs `work` traced on `channel` with `context`: `start` and
+ * `end` around the call (a synchronous throw counts as a rejection), then,
+ * once it settles, `durationMs` and `outcome` (and `error`) set before
+ * `error` (on failure), `asyncStart` and `asyncEnd`. Settles like `work`.
+ * For callers that checked `hasSubscribers`: it makes closures.
+ */
+export function traceSettled<T, C extends SettledContext>(channel: diagnostics.TracingChannel<C, C>, context: C, work: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  channel.start.publish(context);
+  let running: Promise<T>;
+  try {
+    running = work();
+  } catch (err) {
+    running = Promise.reject(err);
+  }
+  channel.end.publish(context);
+  return running.then(
+    (value) => {
+      context.durationMs = performance.now() - started;
+      context.outcome = 'ok';
+      channel.asyncStart.publish(context);
+      channel.asyncEnd.publish(context);
+      return value;
+    },
+    (err: unknown) => {
+      context.durationMs = performance.now() - started;
+      context.outcome = 'error';
+      context.error = err;
+      channel.error.publish(context);
+      channel.asyncStart.publish(context);
+      channel.asyncEnd.publish(context);
+      throw err;
+    },
+  );
+}

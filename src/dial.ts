@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import { checkOptionalTimeoutMs, withinDeadline } from './deadline.js';
 import { ConnClosedError, HandshakeError, RedisError, type HandshakeCommand } from './errors.js';
 import { newConn, type Conn, type NetConn } from './conn.js';
-import { connectChannel, type ConnectTraceContext } from './diagnostics.js';
+import { connectChannel, traceSettled, type ConnectTraceContext } from './diagnostics.js';
 
 /** Options of {@link dial} and {@link dialURL}. */
 export interface DialOptions {
@@ -238,28 +238,7 @@ function tracedDial(endpoint: Endpoint, options: DialOptions): Promise<Conn> {
     outcome: undefined,
     error: undefined,
   };
-  const started = performance.now();
-  connectChannel.start.publish(context);
-  const dialing = connectEndpoint(endpoint, options); // async: never throws
-  connectChannel.end.publish(context);
-  return dialing.then(
-    (conn) => {
-      context.durationMs = performance.now() - started;
-      context.outcome = 'ok';
-      connectChannel.asyncStart.publish(context);
-      connectChannel.asyncEnd.publish(context);
-      return conn;
-    },
-    (err: unknown) => {
-      context.durationMs = performance.now() - started;
-      context.outcome = 'error';
-      context.error = err;
-      connectChannel.error.publish(context);
-      connectChannel.asyncStart.publish(context);
-      connectChannel.asyncEnd.publish(context);
-      throw err;
-    },
-  );
+  return traceSettled(connectChannel, context, () => connectEndpoint(endpoint, options));
 }
 
 /** True when the dial sends anything after connecting. */

@@ -10,7 +10,7 @@
 import { checkTimeoutMs, Deadline, msLeft, withinDeadline } from './deadline.js';
 import { PoolClosedError, PoolExhaustedError } from './errors.js';
 import { setConnectionKind, type Conn } from './conn.js';
-import { poolGetChannel, type ConnectionKind, type PoolGetTraceContext } from './diagnostics.js';
+import { poolGetChannel, traceSettled, type ConnectionKind, type PoolGetTraceContext } from './diagnostics.js';
 import { dial, type DialOptions } from './dial.js';
 import { dialURL } from './url.js';
 import { Fifo } from './fifo.js';
@@ -231,33 +231,7 @@ export class Pool implements ConnSource {
   /** {@link take} publishing its `redisconn:pool:get` context. */
   private tracedTake(options: GetOptions, kind: ConnectionKind): Promise<Conn> {
     const trace: PoolGetTraceContext = { source: this.traceSource, waited: false, durationMs: undefined, outcome: undefined, error: undefined };
-    const started = performance.now();
-    poolGetChannel.start.publish(trace);
-    let taking: Promise<Conn>;
-    try {
-      taking = this.take(options ?? {}, kind, trace);
-    } catch (err) {
-      taking = Promise.reject(err);
-    }
-    poolGetChannel.end.publish(trace);
-    return taking.then(
-      (conn) => {
-        trace.durationMs = performance.now() - started;
-        trace.outcome = 'ok';
-        poolGetChannel.asyncStart.publish(trace);
-        poolGetChannel.asyncEnd.publish(trace);
-        return conn;
-      },
-      (err: unknown) => {
-        trace.durationMs = performance.now() - started;
-        trace.outcome = 'error';
-        trace.error = err;
-        poolGetChannel.error.publish(trace);
-        poolGetChannel.asyncStart.publish(trace);
-        poolGetChannel.asyncEnd.publish(trace);
-        throw err;
-      },
-    );
+    return traceSettled(poolGetChannel, trace, () => this.take(options ?? {}, kind, trace));
   }
 
   /**
