@@ -26,7 +26,7 @@ import { dial } from '../dial.js';
 import type { Arg } from '../resp/encode.js';
 import type { Reply } from '../resp/decode.js';
 import { startRedisServer, type TestRedisServer } from './index.js';
-import { errorText, portFree, waitUntil } from './poll.js';
+import { errorText, PortRange, waitUntil } from './poll.js';
 
 /** Options of {@link startRedisCluster}. */
 export interface StartRedisClusterOptions {
@@ -147,21 +147,8 @@ const START_ATTEMPTS = 5;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 const DEFAULT_OPERATION_TIMEOUT_MS = 15_000;
 
-/** Ports taken by clusters of this process, so two starting at once never pick the same pair. */
-const reservedPorts = new Set<number>();
-
-
-/** Reserves a port P whose bus port P+10000 is free too. */
-async function reservePortPair(): Promise<number> {
-  for (let tries = 0; tries < 200; tries++) {
-    const port = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1));
-    if (reservedPorts.has(port)) continue;
-    reservedPorts.add(port);
-    if ((await portFree(port)) && (await portFree(port + BUS_PORT_OFFSET))) return port;
-    reservedPorts.delete(port);
-  }
-  throw new Error(`redis cluster: no free port pair (P, P+${BUS_PORT_OFFSET}) found in ${PORT_MIN}-${PORT_MAX}`);
-}
+/** Node ports P whose bus port P+10000 is free too. */
+const ports = new PortRange('redis cluster', PORT_MIN, PORT_MAX, [BUS_PORT_OFFSET]);
 
 /** The `redis-server` arguments of a cluster node living in `dir`. */
 function nodeArgs(dir: string, extra: readonly string[]): string[] {
@@ -189,7 +176,7 @@ async function answeredByOwnProcess(server: TestRedisServer): Promise<boolean> {
 /** A new node on a fresh port pair and directory; retries on a port taken meanwhile. */
 async function startNodeServer(extra: readonly string[], startTimeoutMs: number): Promise<TestRedisServer> {
   for (let attempt = 1; ; attempt++) {
-    const port = await reservePortPair();
+    const port = await ports.reserve();
     const dir = mkdtempSync(join(tmpdir(), 'redisconn-cluster-'));
     try {
       const server = await startRedisServer({ port, dir, args: nodeArgs(dir, extra), startTimeoutMs });
@@ -198,7 +185,7 @@ async function startNodeServer(extra: readonly string[], startTimeoutMs: number)
       throw new Error(`port ${port} is in use by another redis-server`);
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
-      reservedPorts.delete(port);
+      ports.release(port);
       if (attempt >= START_ATTEMPTS || !/in use/i.test(errorText(err))) throw err;
     }
   }
@@ -681,7 +668,7 @@ class Cluster implements TestRedisCluster {
           await node.server.stop();
           node.alive = false;
           rmSync(node.server.dir, { recursive: true, force: true });
-          reservedPorts.delete(node.port);
+          ports.release(node.port);
         }),
       );
     })();

@@ -46,3 +46,43 @@ export function portFree(port: number): Promise<boolean> {
     server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
   });
 }
+
+/**
+ * The ports a launcher hands out: picked at random in [min, max] (below the
+ * OS's ephemeral range, so outgoing connections never take them), each free
+ * with its `companions` (offsets that must be free too: a cluster bus port),
+ * and reserved until released so two starts in this process never pick the
+ * same one.
+ */
+export class PortRange {
+  private readonly reserved = new Set<number>();
+
+  constructor(
+    private readonly label: string,
+    private readonly min: number,
+    private readonly max: number,
+    private readonly companions: readonly number[] = [],
+  ) {}
+
+  /** A free port, now reserved; throws after 200 tries. */
+  async reserve(): Promise<number> {
+    for (let tries = 0; tries < 200; tries++) {
+      const port = this.min + Math.floor(Math.random() * (this.max - this.min + 1));
+      if (this.reserved.has(port)) continue;
+      this.reserved.add(port);
+      if ((await portFree(port)) && (await this.companionsFree(port))) return port;
+      this.reserved.delete(port);
+    }
+    const also = this.companions.map((offset) => `, P+${offset}`).join('');
+    throw new Error(`${this.label}: no free port ${also === '' ? '' : `pair (P${also}) `}found in ${this.min}-${this.max}`);
+  }
+
+  release(port: number): void {
+    this.reserved.delete(port);
+  }
+
+  private async companionsFree(port: number): Promise<boolean> {
+    for (const offset of this.companions) if (!(await portFree(port + offset))) return false;
+    return true;
+  }
+}

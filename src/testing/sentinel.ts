@@ -40,7 +40,7 @@ import { RedisError } from '../errors.js';
 import type { Arg } from '../resp/encode.js';
 import type { Reply } from '../resp/decode.js';
 import { startRedisServer, type TestRedisServer } from './index.js';
-import { errorText, portFree, waitUntil } from './poll.js';
+import { errorText, PortRange, waitUntil } from './poll.js';
 
 /** Options of {@link startRedisSentinel}. */
 export interface StartRedisSentinelOptions {
@@ -168,20 +168,7 @@ const INFO_PERIOD_MS = 1_000;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 const DEFAULT_OPERATION_TIMEOUT_MS = 15_000;
 
-/** Ports taken by deployments of this process, so two starting at once never pick the same one. */
-const reservedPorts = new Set<number>();
-
-
-async function reservePort(): Promise<number> {
-  for (let tries = 0; tries < 200; tries++) {
-    const port = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN + 1));
-    if (reservedPorts.has(port)) continue;
-    reservedPorts.add(port);
-    if (await portFree(port)) return port;
-    reservedPorts.delete(port);
-  }
-  throw new Error(`redis sentinel: no free port found in ${PORT_MIN}-${PORT_MAX}`);
-}
+const ports = new PortRange('redis sentinel', PORT_MIN, PORT_MAX);
 
 /** A config-file string: double-quoted, every byte but [A-Za-z0-9._-] as \xHH, so any password survives. */
 function confString(value: string): string {
@@ -320,7 +307,7 @@ async function runProcess(port: number, dir: string, launcher: string, spec: Pic
 /** A new process on a fresh port and dir; retries on a port taken meanwhile. */
 async function startProc(spec: ProcSpec, deadline: number): Promise<Proc> {
   for (let attempt = 1; ; attempt++) {
-    const port = await reservePort();
+    const port = await ports.reserve();
     const dir = mkdtempSync(join(tmpdir(), `redisconn-sentinel-${spec.kind}-`));
     try {
       const launcher = writeLauncher(spec, port, dir);
@@ -328,7 +315,7 @@ async function startProc(spec: ProcSpec, deadline: number): Promise<Proc> {
       return new Proc(port, dir, launcher, spec.args, spec.password, server);
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
-      reservedPorts.delete(port);
+      ports.release(port);
       if (attempt >= START_ATTEMPTS || !/in use/i.test(errorText(err))) throw err;
     }
   }
@@ -581,7 +568,7 @@ class Deployment implements TestRedisSentinel {
         [...this.data, ...this.sentinelProcs].map(async (proc) => {
           await proc.server.stop();
           rmSync(proc.dir, { recursive: true, force: true });
-          reservedPorts.delete(proc.port);
+          ports.release(proc.port);
         }),
       );
     })();
