@@ -46,7 +46,33 @@ async function readDirect(key: string): Promise<string | null> {
   }
 }
 
+/** How many times the masters ran COMMAND (the cluster learns its command table with it). */
+async function commandCalls(): Promise<number> {
+  let calls = 0;
+  for (const master of cluster.masters()) {
+    const conn = await dial(master.addr);
+    try {
+      calls += Number(/cmdstat_command:calls=(\d+)/.exec(text(await conn.do('INFO', 'commandstats')))?.[1] ?? 0);
+    } finally {
+      await conn.close();
+    }
+  }
+  return calls;
+}
+
 describe('Cluster.do', () => {
+  it('learns the command table on first use even when a periodic refresh mapped the slots first', async () => {
+    const early = newCluster(cluster.seeds.slice(0, 1), { refreshIntervalMs: 20 });
+    try {
+      expect(await eventually(() => early.isMapped, 3_000)).toBe(true);
+      const before = await commandCalls();
+      expect(await early.do('SET', 'learned', '1')).toBe('OK');
+      expect(await commandCalls()).toBe(before + 1);
+    } finally {
+      await early.close();
+    }
+  });
+
   it('routes each key to the master of its slot, on every master', async () => {
     const names = keys('route', 60);
     await Promise.all(names.map((key, i) => client.do('SET', key, `v${i}`)));

@@ -117,6 +117,12 @@ export class Cluster implements ConnSource {
   private masters: readonly Shard[] = [];
   private started: Promise<void> | null = null;
   private mapped = false;
+  /**
+   * The first use is done: slot map read and command table learned. Not
+   * `mapped`: a periodic or MOVED refresh can map the cluster first, and
+   * the command table must still be learned.
+   */
+  private ready = false;
   private refreshing: Promise<void> | null = null;
   private lastRefreshAt = Number.NEGATIVE_INFINITY;
   private readonly refreshTimer: NodeJS.Timeout | null = null;
@@ -162,7 +168,7 @@ export class Cluster implements ConnSource {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: cluster is closed'));
     const refusal = sharedRefusal(cmd, args);
     if (refusal !== null) return Promise.reject(new TypeError(refusal.replace('Pool.do', 'Cluster.do').replace('pool.get()', 'cluster.get()')));
-    if (!this.mapped) return this.start().then(() => this.dispatch(cmd, args));
+    if (!this.ready) return this.start().then(() => this.dispatch(cmd, args));
     return this.dispatch(cmd, args);
   }
 
@@ -174,7 +180,7 @@ export class Cluster implements ConnSource {
    */
   async get(options?: GetOptions): Promise<Conn> {
     if (this.closed) throw new PoolClosedError('redisconn: cluster is closed');
-    if (!this.mapped) await withinDeadline(this.start(), 'reading the cluster topology', options?.timeoutMs, options?.signal);
+    if (!this.ready) await withinDeadline(this.start(), 'reading the cluster topology', options?.timeoutMs, options?.signal);
     return new ClusterConn(this, options);
   }
 
@@ -195,7 +201,7 @@ export class Cluster implements ConnSource {
 
   /** Like `get()`, synchronously: the topology is read on the first command if need be. */
   lease(options?: GetOptions): Conn {
-    if (!this.mapped && !this.closed) this.start().catch(ignore);
+    if (!this.ready && !this.closed) this.start().catch(ignore);
     return new ClusterConn(this, options);
   }
 
@@ -232,7 +238,7 @@ export class Cluster implements ConnSource {
 
   /** @internal The topology is known (the first read done). */
   whenMapped(): Promise<void> {
-    return this.mapped ? Promise.resolve() : this.start();
+    return this.ready ? Promise.resolve() : this.start();
   }
 
   /** @internal The pool serving `slot` (-1: any master) for a command, read-only or not. */
@@ -435,8 +441,11 @@ export class Cluster implements ConnSource {
   /** The first topology read (and the command table), single-flight; a failure is retried by the next call. */
   private start(): Promise<void> {
     if (this.closed) return Promise.reject(new PoolClosedError('redisconn: cluster is closed'));
-    this.started ??= this.refresh('start').then(
-      () => this.learnCommands(),
+    this.started ??= (this.mapped ? Promise.resolve() : this.refresh('start')).then(
+      async () => {
+        await this.learnCommands();
+        this.ready = true;
+      },
       (err: unknown) => {
         this.started = null;
         throw err;
