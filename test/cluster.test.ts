@@ -61,6 +61,19 @@ async function commandCalls(): Promise<number> {
 }
 
 describe('Cluster.do', () => {
+  it('refuses SCAN (a cursor of one node) on do() and on a cluster Conn, pointing at the masters, instead of asking a random master', async () => {
+    const err = await rejection(client.do('SCAN', '0'));
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as Error).message).toMatch(/^redisconn: SCAN has no one node in a Redis Cluster .*role 'master'/);
+    const conn = await client.get();
+    try {
+      expect(() => conn.send('SCAN', '0', 'MATCH', 'k*')).toThrow(/SCAN has no one node/);
+      expect(await conn.do('PING')).toBe('PONG');
+    } finally {
+      await conn.close();
+    }
+  });
+
   it('learns the command table on first use even when a periodic refresh mapped the slots first', async () => {
     const early = newCluster(cluster.seeds.slice(0, 1), { refreshIntervalMs: 20 });
     try {

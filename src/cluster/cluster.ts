@@ -24,7 +24,7 @@ import { ClusterConn } from './clusterconn.js';
 import { backoffMs, redirectOf, type Redirect, type RedirectKind } from './redirect.js';
 import { SLOT_COUNT, slotOf } from './slot.js';
 import { hostOf, parseClusterSlots, type AddressMap, type Shard } from './topology.js';
-import { aggregate, keyArg, splitBySlot } from './fanout.js';
+import { aggregate, keyArg, noClusterWideNode, splitBySlot } from './fanout.js';
 
 /** Where read-only commands go: the master (default), a replica, or a replica unless none is reachable. */
 export type ReadFrom = 'master' | 'replica' | 'preferReplica';
@@ -321,7 +321,7 @@ export class Cluster implements ConnSource {
     const policy = route.requestPolicy;
     if (policy === 'all_shards' || policy === 'all_nodes') return this.fanOut(cmd, args, route);
     const keys = route.keys;
-    if (keys.length === 0) return this.run(-1, cmd, args, route.readOnly, NO_DEADLINE);
+    if (keys.length === 0) return policy === 'special' ? Promise.reject(noClusterWideNode(cmd)) : this.run(-1, cmd, args, route.readOnly, NO_DEADLINE);
     const slot = slotOf(keyArg(args[keys[0] as number]));
     for (let i = 1; i < keys.length; i++) {
       if (slotOf(keyArg(args[keys[i] as number])) === slot) continue;

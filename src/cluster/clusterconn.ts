@@ -22,7 +22,7 @@ import { Fifo } from '../fifo.js';
 import type { GetOptions, Pool } from '../pool.js';
 import type { Reply } from '../resp/decode.js';
 import { checkArgs, checkCommand, type Arg } from '../resp/encode.js';
-import { aggregate, keyArg, splitBySlot, type SlotGroup } from './fanout.js';
+import { aggregate, keyArg, noClusterWideNode, splitBySlot, type SlotGroup } from './fanout.js';
 import { slotOf } from './slot.js';
 import { Subscriptions } from './subscriptions.js';
 import { backoffMs } from './redirect.js';
@@ -319,6 +319,7 @@ export class ClusterConn implements Conn {
   private sendRouted(cmd: string, args: Arg[], startsMulti: boolean): void {
     const route = routeOf(cmd, args);
     const policy = route.requestPolicy;
+    if (policy === 'special' && route.keys.length === 0) throw noClusterWideNode(cmd);
     const fansOut = (policy === 'all_shards' || policy === 'all_nodes') && route.keys.length === 0 && !NODE_LOCAL.has(cmd.toUpperCase());
     if (fansOut && this.state & ConnState.Multi) {
       throw new CrossSlotError(`redisconn: ${cmd.toUpperCase()} runs on every master, but inside MULTI this connection runs on one node`);

@@ -109,3 +109,13 @@ export function aggregate(policy: ResponsePolicy | undefined, replies: readonly 
       return replies[0] ?? null;
   }
 }
+
+/**
+ * Why a keyless command whose request policy is `special` (SCAN: its
+ * cursor belongs to one node) is refused on a cluster: no one node answers
+ * it for the whole cluster, and a random master each call would mix cursors.
+ */
+export function noClusterWideNode(cmd: string): TypeError {
+  const name = cmd.toUpperCase();
+  return new TypeError(`redisconn: ${name} has no one node in a Redis Cluster (each master answers for its own keys, with its own cursor); run it on each master: dial the addrs cluster.stats().nodes lists with role 'master'`);
+}
