@@ -139,6 +139,22 @@ describe('trust', () => {
     }
   });
 
+  it('a sentinel naming no address (empty host, bad port) is passed over, not dialed', async () => {
+    const garbled = await lyingSentinel(':x');
+    const alone = newSentinelPool({ sentinels: [garbled.addr], masterName: deployment.masterName, connectTimeoutMs: 500 });
+    const withHonest = newSentinelPool({ sentinels: [garbled.addr, ...deployment.sentinels], masterName: deployment.masterName, connectTimeoutMs: 500 });
+    try {
+      const err = await rejection(alone.do('PING'));
+      expect(err).toBeInstanceOf(SentinelError);
+      expect(String(err)).toMatch(/answered \[.*\] for the master of .*, not an address/);
+      expect(await withHonest.do('SET', 'sentinel:garbled', '1')).toBe('OK');
+      expect(withHonest.master).toBe(await deployment.currentMaster());
+    } finally {
+      await Promise.all([alone.close(), withHonest.close()]);
+      await garbled.close();
+    }
+  });
+
   it('authenticates to password-protected sentinels and data nodes', async () => {
     const secured = await startRedisSentinel({ replicas: 0, sentinels: 1, password: 'data pass', sentinelPassword: 'sentinel-pass' });
     try {

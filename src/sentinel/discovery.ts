@@ -26,6 +26,16 @@ function fields(reply: Reply): Map<string, string> {
   return out;
 }
 
+/**
+ * `host:port` of a node a sentinel named, or null when what it sent is not
+ * an address (an empty host, a port that is not 1-65535): a broken or
+ * hostile sentinel must not send the pool to `:NaN`.
+ */
+function nodeAddr(host: string, port: string): string | null {
+  const number = Number(port);
+  return host !== '' && Number.isInteger(number) && number >= 1 && number <= 65535 ? joinHostPort(host, number) : null;
+}
+
 /** A sentinel's answer about the master name: the master's address, or null when it does not know the name. */
 type MasterAnswer = string | null;
 
@@ -41,11 +51,6 @@ export class Sentinels {
     this.addrs = [...addrs];
   }
 
-  /** The sentinels, the one to ask first first. */
-  get list(): readonly string[] {
-    return this.addrs;
-  }
-
   /**
    * The master's `host:port` as the first sentinel that answers says it.
    * Rejects with SentinelError naming the master name when none knows it, or
@@ -55,8 +60,9 @@ export class Sentinels {
     return this.ask(async (conn) => {
       const reply = await conn.do('SENTINEL', 'get-master-addr-by-name', this.masterName);
       if (reply === null) return null;
-      if (!Array.isArray(reply) || reply.length < 2) throw new SentinelError(`redisconn: sentinel answered ${JSON.stringify(reply)} for the master of ${JSON.stringify(this.masterName)}`);
-      return joinHostPort(text(reply[0]), Number(text(reply[1])));
+      const addr = Array.isArray(reply) && reply.length >= 2 ? nodeAddr(text(reply[0]), text(reply[1])) : null;
+      if (addr === null) throw new SentinelError(`redisconn: sentinel answered ${JSON.stringify(Array.isArray(reply) ? reply.map(text) : reply)} for the master of ${JSON.stringify(this.masterName)}, not an address`);
+      return addr;
     });
   }
 
@@ -69,7 +75,7 @@ export class Sentinels {
       found = reply
         .map(fields)
         .filter((replica) => !/s_down|o_down|disconnected/.test(replica.get('flags') ?? ''))
-        .map((replica) => joinHostPort(replica.get('ip') ?? '', Number(replica.get('port'))));
+        .flatMap((replica) => nodeAddr(replica.get('ip') ?? '', replica.get('port') ?? '') ?? []);
       return 'ok';
     }).then(() => found);
   }
@@ -134,7 +140,8 @@ export class Sentinels {
           if (message.kind !== 'message') continue;
           // "<name> <old-ip> <old-port> <new-ip> <new-port>"
           const [name, , , ip, port] = message.data.toString().split(' ');
-          if (name === this.masterName && ip !== undefined && port !== undefined) onSwitch(joinHostPort(ip, Number(port)));
+          const addr = name === this.masterName ? nodeAddr(ip ?? '', port ?? '') : null;
+          if (addr !== null) onSwitch(addr);
         }
       } catch {
         failures++;
