@@ -7,7 +7,7 @@
  * deadline → 200 (naming the master for a sentinel pool) or 503.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { ConnSource } from '../src/index.js';
+import type { ConnSource, GetOptions } from '../src/index.js';
 import { ErrNotConfigured, withHttpStatus } from './errors.js';
 import type { AdminOptions, HealthOptions } from './options.js';
 
@@ -35,8 +35,12 @@ async function authorized(request: FastifyRequest, options: Pick<AdminOptions, '
   }
 }
 
-/** Registers `POST <prefix>/flushall`. `pool()` gives the current source (null when unconfigured). */
-export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions & Required<Pick<AdminOptions, 'authorize'>>, pool: () => ConnSource | null): void {
+/**
+ * Registers `POST <prefix>/flushall`. `pool()` gives the current source
+ * (null when unconfigured); `getOptions` bound the borrow (the plugin's
+ * `getTimeoutMs`), so a full pool answers 503 instead of holding the call.
+ */
+export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions & Required<Pick<AdminOptions, 'authorize'>>, pool: () => ConnSource | null, getOptions: GetOptions): void {
   const prefix = (options.prefix ?? DEFAULT_ADMIN_PREFIX).replace(/\/$/, '');
   app.post<{ Body: FlushAllBody | undefined }>(
     `${prefix}/flushall`,
@@ -69,16 +73,17 @@ export function registerAdminRoutes(app: FastifyInstance, options: AdminOptions 
       if (current === null) throw new ErrNotConfigured();
       const async = request.body?.async === true;
       request.log.warn({ ...caller(request), async }, 'redisconn admin: FLUSHALL by authorized caller');
-      await using conn = await current.get().catch((err: unknown) => Promise.reject(withHttpStatus(err)));
+      await using conn = await current.get(getOptions).catch((err: unknown) => Promise.reject(withHttpStatus(err)));
       await (async ? conn.do('FLUSHALL', 'ASYNC') : conn.do('FLUSHALL')).catch((err: unknown) => Promise.reject(withHttpStatus(err)));
       return { status: 'ok', async };
     },
   );
 }
 
-/** The master a source follows (a sentinel pool's `stats().master`), or undefined for any other source. */
+/** The master a source follows (a sentinel pool's `master`), or undefined for any other source. */
 function masterOf(source: ConnSource): string | undefined {
-  const master = (source.stats() as { master?: unknown }).master;
+  // Not stats(): a health probe has no need of every counter (a cluster's walks its slot map).
+  const master = (source as { master?: unknown }).master;
   return typeof master === 'string' && master !== '' ? master : undefined;
 }
 

@@ -410,7 +410,7 @@ const redisconnPlugin: FastifyPluginAsync<RedisconnOptions> = async (app, option
   const currentPool = (): ConnSource | null => state.pool;
   const authorize = options.admin?.authorize;
   if (authorize !== undefined) {
-    registerAdminRoutes(app, { ...options.admin, authorize, prefix: options.admin?.prefix ?? namespaced(DEFAULT_ADMIN_PREFIX, namespace) }, currentPool);
+    registerAdminRoutes(app, { ...options.admin, authorize, prefix: options.admin?.prefix ?? namespaced(DEFAULT_ADMIN_PREFIX, namespace) }, currentPool, state.defaultGetOptions);
   }
   if (options.health !== undefined && options.health !== false) {
     const health = options.health === true ? {} : options.health;

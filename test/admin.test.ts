@@ -48,6 +48,20 @@ describe('admin', () => {
     expect(await dbsize()).toBe(2);
   });
 
+  it('a full pool answers 503 REDIS_TIMEOUT within getTimeoutMs instead of holding the call', async () => {
+    const app = await makeApp({ addr: server.addr, admin: { authorize: byToken }, maxActive: 1, getTimeoutMs: 200 });
+    const held = await app.redis.pool?.get();
+    try {
+      await seed(2);
+      const res = await app.inject({ method: 'POST', url: '/admin/redis/flushall', payload: {}, headers: { 'x-admin-token': TOKEN } });
+      expect(res.statusCode).toBe(503);
+      expect(res.json()).toMatchObject({ code: 'REDIS_TIMEOUT' });
+      expect(await dbsize()).toBe(2);
+    } finally {
+      await held?.close();
+    }
+  });
+
   it('unauthorized → 403 and an audit warning naming the caller; nothing flushed', async () => {
     const lines: LogLine[] = [];
     const app = await makeApp({ addr: server.addr, admin: { authorize: byToken } }, { logger: memoryLogger(lines) });
