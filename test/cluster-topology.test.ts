@@ -62,6 +62,15 @@ describe('redirectOf', () => {
     expect(redirectOf(new RedisError('MOVED x'), undefined)).toBeNull();
   });
 
+  it('an empty host means the host of the node that answered (not mapped again); without one, or with a bad port, no redirect', () => {
+    const map = { 'node:7000': '127.0.0.1:17000' };
+    expect(redirectOf(new RedisError('MOVED 3999 :6381'), map, '10.0.0.5:7000')).toEqual({ kind: 'moved', slot: 3999, addr: '10.0.0.5:6381' });
+    expect(redirectOf(new RedisError('ASK 12 :7001'), undefined, '[::1]:7000')).toEqual({ kind: 'ask', slot: 12, addr: '[::1]:7001' });
+    expect(redirectOf(new RedisError('MOVED 3999 :6381'), undefined)).toBeNull();
+    expect(redirectOf(new RedisError('MOVED 3999 :0'), undefined, '10.0.0.5:7000')).toBeNull();
+    expect(redirectOf(new RedisError('MOVED 3999 :x'), undefined, '10.0.0.5:7000')).toBeNull();
+  });
+
   it('says to use a cluster when a plain connection meets a redirect', () => {
     expect(new RedisError('MOVED 1 a:1').message).toMatch(/Redis Cluster node: use newCluster\(\)/);
     expect(new RedisError('MOVED 1 a:1').code).toBe('MOVED');

@@ -269,9 +269,9 @@ export class Cluster implements ConnSource {
    * refresh, and is never retried). ClusterError past `maxRedirects`.
    */
   async follow(err: unknown, fromPool: Pool, slot: number, cmd: string, args: Arg[], readOnly: boolean, deadline: number): Promise<Reply> {
-    let fromReplica = this.roleOf(fromPool) === 'replica';
+    let from = this.nodeOf(fromPool);
     for (let attempt = 1; ; attempt++) {
-      const redirect = this.redirectFor(err, slot, fromReplica);
+      const redirect = this.redirectFor(err, slot, from);
       if (redirect === null) throw err;
       if (attempt > this.maxRedirects) throw new ClusterError(`redisconn: ${cmd.toUpperCase()} was still redirected after ${this.maxRedirects} redirects`, [err as Error]);
       let node: ClusterNode;
@@ -286,19 +286,20 @@ export class Cluster implements ConnSource {
       } catch (next) {
         this.noteFailure(node, next);
         err = next;
-        fromReplica = node.role === 'replica';
+        from = node;
       }
     }
   }
 
-  private roleOf(pool: Pool): NodeRole {
-    for (const node of this.nodes.values()) if (node.pool === pool) return node.role;
-    return 'master';
+  private nodeOf(pool: Pool): ClusterNode | undefined {
+    for (const node of this.nodes.values()) if (node.pool === pool) return node;
+    return undefined;
   }
 
   /** Reacts to a failed call: the redirect to follow (counted), or null (connection errors and CLUSTERDOWN trigger a refresh). */
-  private redirectFor(err: unknown, slot: number, fromReplica: boolean): Redirect | null {
-    const redirect = redirectOf(err, this.addressMap);
+  private redirectFor(err: unknown, slot: number, from: ClusterNode | undefined): Redirect | null {
+    const fromReplica = from?.role === 'replica';
+    const redirect = redirectOf(err, this.addressMap, from?.addr);
     if (redirect === null) {
       if (!(err instanceof RedisError)) this.refresh('error').catch(ignore);
       return null;

@@ -5,7 +5,7 @@
  * safe even for writes.
  */
 import { RedisError } from '../errors.js';
-import { mapAddress, type AddressMap } from './topology.js';
+import { hostOf, joinHostPort, mapAddress, type AddressMap } from './topology.js';
 
 /** The redirect kinds, as counted in the stats. */
 export type RedirectKind = 'moved' | 'ask' | 'tryagain' | 'clusterdown';
@@ -22,8 +22,14 @@ export interface Redirect {
 const RETRY_TRYAGAIN: Redirect = { kind: 'tryagain', slot: -1, addr: '' };
 const RETRY_CLUSTERDOWN: Redirect = { kind: 'clusterdown', slot: -1, addr: '' };
 
-/** The redirect `err` asks for, or null when it is not one (any other error, a connection failure). */
-export function redirectOf(err: unknown, map: AddressMap | undefined): Redirect | null {
+/**
+ * The redirect `err` asks for, or null when it is not one (any other error,
+ * a connection failure). `from` is the node that answered: a MOVED/ASK with
+ * an empty host (`MOVED 3999 :6381`, a node whose endpoint type is unknown)
+ * means that node's host, already an address we dial (the map is not
+ * applied again).
+ */
+export function redirectOf(err: unknown, map: AddressMap | undefined, from?: string): Redirect | null {
   if (!(err instanceof RedisError)) return null;
   switch (err.code) {
     case 'MOVED':
@@ -32,7 +38,11 @@ export function redirectOf(err: unknown, map: AddressMap | undefined): Redirect 
       const [, slotText = '', addr = ''] = err.message.split(' ', 3);
       const slot = Number(slotText);
       if (!Number.isInteger(slot) || addr === '') return null;
-      return { kind: err.code === 'MOVED' ? 'moved' : 'ask', slot, addr: mapAddress(map, addr) };
+      const kind = err.code === 'MOVED' ? 'moved' : 'ask';
+      if (!addr.startsWith(':')) return { kind, slot, addr: mapAddress(map, addr) };
+      const port = Number(addr.slice(1));
+      if (from === undefined || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+      return { kind, slot, addr: joinHostPort(hostOf(from), port) };
     }
     case 'TRYAGAIN':
       return RETRY_TRYAGAIN;
