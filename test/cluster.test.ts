@@ -61,6 +61,15 @@ async function commandCalls(): Promise<number> {
 }
 
 describe('Cluster.do', () => {
+  it('hashes a key as it is sent: 1e21 goes straight to the owner of "1000000000000000000000"; NaN rejects', async () => {
+    expect(await client.do('SET', 1e21, 'big')).toBe('OK');
+    expect(client.stats().redirects.moved).toBe(0);
+    expect(await readDirect('1000000000000000000000')).toBe('big');
+    const err = await rejection(client.do('GET', Number.NaN));
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as Error).message).toMatch(/argument 0 is NaN/);
+  });
+
   it('refuses SCAN (a cursor of one node) on do() and on a cluster Conn, pointing at the masters, instead of asking a random master', async () => {
     const err = await rejection(client.do('SCAN', '0'));
     expect(err).toBeInstanceOf(TypeError);

@@ -313,23 +313,23 @@ export class Cluster implements ConnSource {
   // ---- routing --------------------------------------------------------
 
   private dispatch(cmd: string, args: Arg[]): Promise<Reply> {
-    let route: Route;
     try {
-      route = routeOf(cmd, args);
+      const route = routeOf(cmd, args);
+      const policy = route.requestPolicy;
+      if (policy === 'all_shards' || policy === 'all_nodes') return this.fanOut(cmd, args, route);
+      const keys = route.keys;
+      if (keys.length === 0) return policy === 'special' ? Promise.reject(noClusterWideNode(cmd)) : this.run(-1, cmd, args, route.readOnly, NO_DEADLINE);
+      const slot = slotOf(keyArg(args[keys[0] as number], keys[0] as number));
+      for (let i = 1; i < keys.length; i++) {
+        if (slotOf(keyArg(args[keys[i] as number], keys[i] as number)) === slot) continue;
+        if (policy === 'multi_shard') return this.split(cmd, args, route);
+        return Promise.reject(new CrossSlotError(`redisconn: the keys of ${cmd.toUpperCase()} hash to different slots; a cluster runs it only when they share one (use {hashtags})`));
+      }
+      return this.run(slot, cmd, args, route.readOnly, NO_DEADLINE);
     } catch (err) {
+      // A key spec the arguments do not fit, or a key argument encoding refuses (NaN, an object).
       return Promise.reject(err);
     }
-    const policy = route.requestPolicy;
-    if (policy === 'all_shards' || policy === 'all_nodes') return this.fanOut(cmd, args, route);
-    const keys = route.keys;
-    if (keys.length === 0) return policy === 'special' ? Promise.reject(noClusterWideNode(cmd)) : this.run(-1, cmd, args, route.readOnly, NO_DEADLINE);
-    const slot = slotOf(keyArg(args[keys[0] as number]));
-    for (let i = 1; i < keys.length; i++) {
-      if (slotOf(keyArg(args[keys[i] as number])) === slot) continue;
-      if (policy === 'multi_shard') return this.split(cmd, args, route);
-      return Promise.reject(new CrossSlotError(`redisconn: the keys of ${cmd.toUpperCase()} hash to different slots; a cluster runs it only when they share one (use {hashtags})`));
-    }
-    return this.run(slot, cmd, args, route.readOnly, NO_DEADLINE);
   }
 
   /** Runs the command per slot group and puts the replies back in key order. */

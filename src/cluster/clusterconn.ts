@@ -380,7 +380,7 @@ export class ClusterConn implements Conn {
   private slotOfKeys(cmd: string, args: readonly Arg[], route: Route): number {
     const keys = route.keys;
     if (keys.length === 0) return this.binding?.slot ?? -1;
-    const slot = slotOf(keyArg(args[keys[0] as number]));
+    const slot = slotOf(keyArg(args[keys[0] as number], keys[0] as number));
     if (!this.sameSlot(args, keys)) throw new CrossSlotError(`redisconn: the keys of ${cmd.toUpperCase()} hash to different slots; a cluster runs it only when they share one (use {hashtags})`);
     const bound = this.binding?.slot ?? -1;
     if (bound !== -1 && bound !== slot) {
@@ -391,8 +391,8 @@ export class ClusterConn implements Conn {
 
   private sameSlot(args: readonly Arg[], keys: readonly number[]): boolean {
     if (keys.length < 2) return true;
-    const slot = slotOf(keyArg(args[keys[0] as number]));
-    for (let i = 1; i < keys.length; i++) if (slotOf(keyArg(args[keys[i] as number])) !== slot) return false;
+    const slot = slotOf(keyArg(args[keys[0] as number], keys[0] as number));
+    for (let i = 1; i < keys.length; i++) if (slotOf(keyArg(args[keys[i] as number], keys[i] as number)) !== slot) return false;
     return true;
   }
 

@@ -6,7 +6,7 @@
  */
 import type { ResponsePolicy } from '../commands.js';
 import type { Reply } from '../resp/decode.js';
-import type { Arg, RedisArgument } from '../resp/encode.js';
+import { wireArg, type Arg } from '../resp/encode.js';
 import { slotOf } from './slot.js';
 
 /** The arguments of one slot's share of a split command, and where its keys were. */
@@ -17,12 +17,9 @@ export interface SlotGroup {
   readonly positions: number[];
 }
 
-/** A key argument as the bytes or text the server would hash. */
-export function keyArg(arg: Arg | undefined): string | Uint8Array {
-  if (typeof arg === 'string' || arg instanceof Uint8Array) return arg;
-  if (typeof arg === 'object' && arg !== null) return keyArg((arg as RedisArgument).redisArg() as Arg);
-  if (typeof arg === 'boolean') return arg ? '1' : '0';
-  return arg === null || arg === undefined ? '' : String(arg);
+/** A key argument (argument `index`) as the bytes or text the server will hash: exactly what is sent. */
+export function keyArg(arg: Arg | undefined, index = 0): string | Uint8Array {
+  return typeof arg === 'string' ? arg : wireArg(arg, index);
 }
 
 /**
@@ -43,7 +40,7 @@ export function splitBySlot(args: readonly Arg[], keys: readonly number[]): Slot
   for (let i = 0; i < keys.length; i++) {
     const at = keys[i] as number;
     const end = i + 1 < keys.length ? (keys[i + 1] as number) : args.length;
-    const slot = slotOf(keyArg(args[at]));
+    const slot = slotOf(keyArg(args[at], at));
     let group = bySlot.get(slot);
     if (group === undefined) {
       group = { slot, args: [...prefix], positions: [] };

@@ -63,6 +63,15 @@ export function checkCommand(cmd: unknown): void {
   }
 }
 
+/**
+ * An argument as it goes on the wire (before length framing): what a
+ * cluster hashes for a key. Throws the TypeError encoding would (naming
+ * argument `index`) for NaN or an unsupported type.
+ */
+export function wireArg(value: unknown, index: number): string | Uint8Array {
+  return convert(value, index);
+}
+
 function convert(value: unknown, index: number): string | Uint8Array {
   switch (typeof value) {
     case 'string':
