@@ -80,30 +80,31 @@ export interface CommandTraceContext {
   errorCode?: string;
 }
 
+/** What a traced borrow or dial reports once it has settled. */
+export interface SettledContext {
+  /** How long it took, in ms (a dial: connect and handshake), once settled. */
+  durationMs?: number;
+  /** 'ok' or 'error', once settled. */
+  outcome?: 'ok' | 'error';
+  /** What it rejected with, when `outcome` is 'error'. */
+  error?: unknown;
+}
+
 /** Context of `redisconn:pool:get`. */
-export interface PoolGetTraceContext {
+export interface PoolGetTraceContext extends SettledContext {
   /** The pool borrowed from (the Pool object, or the cluster or sentinel pool that owns it). */
   readonly source: object;
   /** Whether the borrow had to wait: it could not be served at once by an idle connection (a slot, a dial or an asynchronous check). */
   waited: boolean;
-  /** How long the borrow took, in ms, once settled. */
-  durationMs?: number;
-  /** 'ok' or 'error', once settled. */
-  outcome?: 'ok' | 'error';
-  error?: unknown;
 }
 
 /** Context of `redisconn:connect`. */
-export interface ConnectTraceContext {
+export interface ConnectTraceContext extends SettledContext {
   readonly serverAddress: string;
   readonly serverPort: number | undefined;
   readonly db: number;
   readonly tls: boolean;
   readonly protocol: 2 | 3;
-  /** How long connect and handshake took, in ms, once settled. */
-  durationMs?: number;
-  outcome?: 'ok' | 'error';
-  error?: unknown;
 }
 
 /** The `redisconn:command` TracingChannel. */
@@ -113,12 +114,6 @@ export const poolGetChannel = diagnostics.tracingChannel<PoolGetTraceContext, Po
 /** The `redisconn:connect` TracingChannel. */
 export const connectChannel = diagnostics.tracingChannel<ConnectTraceContext, ConnectTraceContext>('redisconn:connect');
 
-/** What every traced operation that settles later reports once it has. */
-interface SettledContext {
-  durationMs?: number;
-  outcome?: 'ok' | 'error';
-  error?: unknown;
-}
 
 /**
  * @internal Runs `work` traced on `channel` with `context`: `start` and

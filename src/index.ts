@@ -12,7 +12,7 @@ export { Decoder, NEED_MORE } from './resp/decode.js';
 export type { DeadlineHooks } from './deadline.js';
 export { MAX_TIMEOUT_MS, checkTimeoutMs, withinDeadline } from './deadline.js';
 export type { Conn, ConnOptions } from './conn.js';
-export type { CommandTraceContext, ConnectTraceContext, ConnectionKind, PoolGetTraceContext } from './diagnostics.js';
+export type { CommandTraceContext, ConnectTraceContext, ConnectionKind, PoolGetTraceContext, SettledContext } from './diagnostics.js';
 export { commandChannel, connectChannel, poolGetChannel } from './diagnostics.js';
 export type { CommandInfo, RequestPolicy, ResponsePolicy, Route } from './commands.js';
 export { commandInfo, keyIndexes, routeOf } from './commands.js';

@@ -231,7 +231,7 @@ export class Pool implements ConnSource {
   /** {@link take} publishing its `redisconn:pool:get` context. */
   private tracedTake(options: GetOptions, kind: ConnectionKind): Promise<Conn> {
     const trace: PoolGetTraceContext = { source: this.traceSource, waited: false, durationMs: undefined, outcome: undefined, error: undefined };
-    return traceSettled(poolGetChannel, trace, () => this.take(options ?? {}, kind, trace));
+    return traceSettled(poolGetChannel, trace, () => this.take(options, kind, trace));
   }
 
   /**

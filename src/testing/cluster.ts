@@ -180,7 +180,12 @@ async function startNodeServer(extra: readonly string[], startTimeoutMs: number)
     const dir = mkdtempSync(join(tmpdir(), 'redisconn-cluster-'));
     try {
       const server = await startRedisServer({ port, dir, args: nodeArgs(dir, extra), startTimeoutMs });
-      if (await answeredByOwnProcess(server)) return server;
+      // A check that fails (a foreign server wanting a password, a timeout) must not leave ours running.
+      const own = await answeredByOwnProcess(server).catch(async (err: unknown) => {
+        await server.stop();
+        throw err;
+      });
+      if (own) return server;
       await server.stop();
       throw new Error(`port ${port} is in use by another redis-server`);
     } catch (err) {

@@ -298,8 +298,12 @@ async function runProcess(port: number, dir: string, launcher: string, spec: Pic
     startTimeoutMs: Math.max(1, deadline - Date.now()),
   });
   // Another server that took the port first could answer the start-up PING before ours exits on the failed bind.
-  const info = replyText(await call(server.addr, spec.password, 'INFO', 'server'));
-  if (infoField(info, 'process_id') === String(server.pid)) return server;
+  // A check that fails (a foreign server wanting another password, a timeout) must not leave ours running.
+  const info = await call(server.addr, spec.password, 'INFO', 'server').catch(async (err: unknown) => {
+    await server.stop();
+    throw err;
+  });
+  if (infoField(replyText(info), 'process_id') === String(server.pid)) return server;
   await server.stop();
   throw new Error(`port ${port} is in use by another redis-server`);
 }
